@@ -1,0 +1,110 @@
+"""orca-platform: one ORCA server per clinic on a private AKS cluster reached over VPN."""
+
+from __future__ import annotations
+
+import pulumi
+
+from components import (
+    Cluster,
+    ClusterArgs,
+    IngressController,
+    IngressControllerArgs,
+    Network,
+    NetworkArgs,
+    OrcaTenant,
+    OrcaTenantArgs,
+)
+from components.cluster import ORCA_POOL_LABEL, ORCA_POOL_VALUE
+from config import load_stack_plan
+from orca_platform import naming
+
+# Everything is validated and planned before the first resource is registered.
+plan = load_stack_plan()
+s = plan.settings
+env = s.environment.value
+tags = {"project": "orca-platform", "environment": env, **s.tags}
+prod = env == "prod"
+
+network = Network(
+    "network",
+    NetworkArgs(
+        settings=s.network,
+        location=s.location,
+        names={kind: naming.azure_name(s, kind) for kind in ("rg", "vnet", "vgw", "pip-vpn", "dnspr")},
+        tags=tags,
+        dns_records=[(c.dns_record, s.ingress.private_ip) for c in plan.clinics],
+        zone_redundant=bool(s.cluster.zones),
+    ),
+)
+
+cluster = Cluster(
+    "cluster",
+    ClusterArgs(
+        settings=s.cluster,
+        network=s.network,
+        capacity=plan.capacity,
+        storage_classes=plan.storage_classes,
+        location=s.location,
+        name=naming.azure_name(s, "aks"),
+        resource_group_name=network.resource_group_name,
+        vnet_id=network.vnet_id,
+        node_subnet_id=network.node_subnet_id,
+        tags=tags,
+        surge_nodes=s.capacity.surge_nodes,
+    ),
+)
+
+ingress = IngressController(
+    "ingress",
+    IngressControllerArgs(settings=s.ingress, ilb_subnet_name=network.ilb_subnet_name, provider=cluster.provider),
+)
+
+tenants = [
+    OrcaTenant(
+        clinic.id,
+        OrcaTenantArgs(
+            plan=clinic,
+            orca=s.orca,
+            ingress=s.ingress,
+            ilb_subnet_name=network.ilb_subnet_name,
+            pool_selector={ORCA_POOL_LABEL: ORCA_POOL_VALUE},
+            pool_taint=(ORCA_POOL_LABEL, ORCA_POOL_VALUE),
+            provider=cluster.provider,
+        ),
+        opts=pulumi.ResourceOptions(depends_on=[ingress]),
+    )
+    for clinic in plan.clinics
+]
+
+pulumi.export("clusterName", cluster.name)
+pulumi.export("ingressPrivateIp", ingress.private_ip)
+pulumi.export("ingressClass", ingress.class_name)
+pulumi.export("dnsZone", network.dns_zone)
+pulumi.export("dnsResolverInboundIp", network.dns_resolver_ip)
+pulumi.export("vpnGatewayPublicIp", network.vpn_public_ip)
+pulumi.export(
+    "capacity",
+    {
+        "vmSize": plan.capacity.chosen.vm_size,
+        "storage": plan.capacity.chosen.storage,
+        "clinicsPerNode": plan.capacity.chosen.per_node,
+        "bindingLimit": plan.capacity.chosen.binding,
+        "nodes": plan.capacity.pool_min_count,
+    },
+)
+pulumi.export(
+    "clinics",
+    {
+        t_plan.id: {
+            "name": t_plan.clinic.name,
+            "state": t_plan.clinic.state.value,
+            "fqdn": tenant.hostname,
+            "privateIp": tenant.private_ip,
+            "namespace": tenant.namespace,
+            "storageClass": t_plan.storage.storage_class,
+            "volume": f"{t_plan.claim_gib}Gi",
+            "image": t_plan.image,
+        }
+        for t_plan, tenant in zip(plan.clinics, tenants, strict=True)
+    },
+)

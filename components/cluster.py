@@ -1,0 +1,279 @@
+"""Cluster: AKS with a system pool and a dedicated ORCA pool, its identity, storage classes and Kubernetes provider."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+from pulumi_azure_native import authorization, containerservice, managedidentity
+
+from orca_platform import settings as model
+from orca_platform.capacity import CapacityPlan
+from orca_platform.kubeconfig import convert_kubeconfig
+from orca_platform.storage import StorageStrategy
+
+from .k8s_objects import ApiObject
+
+# Built-in role "Network Contributor": the cluster identity places internal load balancers in our subnet.
+NETWORK_CONTRIBUTOR = "4d97b98b-1d4f-4787-a291-c67834d212e7"
+ORCA_POOL_LABEL = "orca-platform.io/pool"
+ORCA_POOL_VALUE = "orca"
+ORCA_TAINT = f"{ORCA_POOL_LABEL}={ORCA_POOL_VALUE}:NoSchedule"
+
+
+@dataclass(frozen=True)
+class ClusterArgs:
+    settings: model.Cluster
+    network: model.Network
+    capacity: CapacityPlan
+    storage_classes: tuple[StorageStrategy, ...]
+    location: str
+    name: str
+    resource_group_name: pulumi.Input[str]
+    vnet_id: pulumi.Input[str]
+    node_subnet_id: pulumi.Input[str]
+    tags: dict[str, str]
+    surge_nodes: int
+
+
+class Cluster(pulumi.ComponentResource):
+    name: pulumi.Output[str]
+    provider: k8s.Provider
+    oidc_issuer_url: pulumi.Output[str]
+    orca_pool_name: str
+    storage_class_names: list[str]
+
+    def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("orca:platform:Cluster", name, None, opts)
+        c = args.settings
+        child = pulumi.ResourceOptions(parent=self)
+        client = authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
+
+        identity = managedidentity.UserAssignedIdentity(
+            "id-aks",
+            resource_name_=f"id-{args.name}",
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            tags=args.tags,
+            opts=child,
+        )
+        assignment_id = random.RandomUuid("ra-aks-network", opts=child)
+        role = authorization.RoleAssignment(
+            "ra-aks-network",
+            role_assignment_name=assignment_id.result,
+            scope=args.vnet_id,
+            principal_id=identity.principal_id,
+            principal_type="ServicePrincipal",
+            role_definition_id=client.subscription_id.apply(
+                lambda sub: (
+                    f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{NETWORK_CONTRIBUTOR}"
+                )
+            ),
+            opts=child,
+        )
+
+        zones = list(c.zones) or None
+        mw = c.maintenance_window
+        aks = containerservice.ManagedCluster(
+            "aks",
+            resource_name_=args.name,
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            dns_prefix=args.name,
+            kubernetes_version=c.kubernetes_version,
+            sku=containerservice.ManagedClusterSKUArgs(name="Base", tier=c.sku_tier),
+            identity=containerservice.ManagedClusterIdentityArgs(
+                type=containerservice.ResourceIdentityType.USER_ASSIGNED, user_assigned_identities=[identity.id]
+            ),
+            # The system pool runs only critical add-ons (CoreDNS, metrics, CSI controllers, the ingress controller):
+            # clinic pods can never starve them.
+            agent_pool_profiles=[
+                containerservice.ManagedClusterAgentPoolProfileArgs(
+                    name="system",
+                    mode="System",
+                    os_type="Linux",
+                    os_sku="Ubuntu",
+                    vm_size=c.system_pool.vm_size,
+                    enable_auto_scaling=True,
+                    count=c.system_pool.min_count,
+                    min_count=c.system_pool.min_count,
+                    max_count=c.system_pool.max_count,
+                    max_pods=c.system_pool.max_pods,
+                    availability_zones=zones,
+                    vnet_subnet_id=args.node_subnet_id,
+                    node_taints=["CriticalAddonsOnly=true:NoSchedule"],
+                    enable_node_public_ip=False,
+                    type="VirtualMachineScaleSets",
+                    upgrade_settings=containerservice.AgentPoolUpgradeSettingsArgs(max_surge="1"),
+                )
+            ],
+            # Azure CNI Overlay: pods take overlay addresses, so 20+ pods per node cost no subnet addresses;
+            # Cilium enforces the clinics' NetworkPolicies.
+            network_profile=containerservice.ContainerServiceNetworkProfileArgs(
+                network_plugin="azure",
+                network_plugin_mode="overlay",
+                network_dataplane="cilium",
+                network_policy="cilium",
+                pod_cidr=args.network.pod_cidr,
+                service_cidr=args.network.service_cidr,
+                dns_service_ip=args.network.dns_service_ip,
+                load_balancer_sku="standard",
+                # Egress only (SNAT for image pulls and Azure APIs); no inbound rule is ever attached to it.
+                outbound_type="loadBalancer",
+            ),
+            # Entra ID for every person and pipeline; Kubernetes RBAC decisions made by Azure RBAC.
+            aad_profile=containerservice.ManagedClusterAADProfileArgs(
+                managed=True, enable_azure_rbac=True, admin_group_object_ids=c.admin_group_object_ids or None
+            ),
+            # Local accounts bypass Entra ID and leave no per-person audit trail.
+            disable_local_accounts=c.disable_local_accounts,
+            enable_rbac=True,
+            api_server_access_profile=containerservice.ManagedClusterAPIServerAccessProfileArgs(
+                enable_private_cluster=c.private_api_server,
+                authorized_ip_ranges=None if c.private_api_server else c.authorized_ip_ranges,
+                disable_run_command=True,
+            ),
+            storage_profile=containerservice.ManagedClusterStorageProfileArgs(
+                disk_csi_driver=containerservice.ManagedClusterStorageProfileDiskCSIDriverArgs(enabled=True),
+                file_csi_driver=containerservice.ManagedClusterStorageProfileFileCSIDriverArgs(enabled=True),
+                snapshot_controller=containerservice.ManagedClusterStorageProfileSnapshotControllerArgs(enabled=True),
+            ),
+            # Workload identity lets each clinic's backup job write only its own dumps, with no stored key.
+            oidc_issuer_profile=containerservice.ManagedClusterOIDCIssuerProfileArgs(enabled=True),
+            security_profile=containerservice.ManagedClusterSecurityProfileArgs(
+                workload_identity=containerservice.ManagedClusterSecurityProfileWorkloadIdentityArgs(enabled=True),
+                image_cleaner=containerservice.ManagedClusterSecurityProfileImageCleanerArgs(
+                    enabled=True, interval_hours=168
+                ),
+            ),
+            auto_upgrade_profile=containerservice.ManagedClusterAutoUpgradeProfileArgs(
+                upgrade_channel=c.upgrade_channel, node_os_upgrade_channel=c.node_os_upgrade_channel
+            ),
+            auto_scaler_profile=containerservice.ManagedClusterPropertiesAutoScalerProfileArgs(
+                # A drained ORCA pod waits for PostgreSQL to stop; give it the time its grace period promises.
+                max_graceful_termination_sec="900",
+                expander="least-waste",
+            ),
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[role],
+                # The autoscaler owns the system pool's live node count.
+                ignore_changes=["agentPoolProfiles[0].count"],
+            ),
+        )
+        self.name = aks.name
+
+        cap = args.capacity
+        pool = containerservice.AgentPool(
+            "pool-orca",
+            agent_pool_name="orca",
+            resource_name_=aks.name,
+            resource_group_name=args.resource_group_name,
+            mode="User",
+            os_type="Linux",
+            os_sku="Ubuntu",
+            vm_size=cap.chosen.vm_size,
+            enable_auto_scaling=True,
+            # Sized by the capacity plan: clinics' requests plus one spare node for a node failure.
+            count=cap.pool_min_count,
+            min_count=cap.pool_min_count,
+            max_count=cap.pool_max_count,
+            max_pods=cap.max_pods,
+            availability_zones=zones,
+            vnet_subnet_id=args.node_subnet_id,
+            node_labels={ORCA_POOL_LABEL: ORCA_POOL_VALUE},
+            node_taints=[ORCA_TAINT],
+            enable_node_public_ip=False,
+            type="VirtualMachineScaleSets",
+            upgrade_settings=containerservice.AgentPoolUpgradeSettingsArgs(
+                max_surge=str(args.surge_nodes),
+                # ORCA pods stop PostgreSQL cleanly in their preStop hook: let the drain wait for it.
+                drain_timeout_in_minutes=30,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["count"]),
+        )
+        self.orca_pool_name = "orca"
+
+        window = containerservice.MaintenanceWindowArgs(
+            schedule=containerservice.ScheduleArgs(
+                weekly=containerservice.WeeklyScheduleArgs(day_of_week=mw.day_of_week, interval_weeks=1)
+            ),
+            duration_hours=mw.duration_hours,
+            start_time=mw.start_time,
+            utc_offset=mw.utc_offset,
+        )
+        for config_name in ("aksManagedAutoUpgradeSchedule", "aksManagedNodeOSUpgradeSchedule"):
+            containerservice.MaintenanceConfiguration(
+                f"mc-{config_name}",
+                config_name=config_name,
+                resource_name_=aks.name,
+                resource_group_name=args.resource_group_name,
+                maintenance_window=window,
+                opts=child,
+            )
+
+        creds = containerservice.list_managed_cluster_user_credentials_output(
+            resource_group_name=args.resource_group_name,
+            resource_name=aks.name,
+            format="exec",
+            opts=pulumi.InvokeOutputOptions(parent=self),
+        )
+        # The credentials stay a secret everywhere: in state, in previews and in the provider's inputs.
+        kubeconfig: pulumi.Output[str] = creds.kubeconfigs.apply(
+            lambda kc: pulumi.Output.secret(convert_kubeconfig(kc[0].value, c.kubelogin_mode))
+        )
+        self.provider = k8s.Provider(
+            "k8s",
+            kubeconfig=kubeconfig,
+            # Never delete objects from state just because the API server is unreachable.
+            delete_unreachable=False,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[pool]),
+        )
+        self.oidc_issuer_url = aks.oidc_issuer_profile.apply(lambda p: (p.issuer_url or "") if p else "")
+
+        k8s_child = pulumi.ResourceOptions(parent=self, provider=self.provider)
+        self.storage_class_names = []
+        for sc in args.storage_classes:
+            k8s.storage.v1.StorageClass(
+                sc.storage_class,
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=sc.storage_class, labels={"orca-platform.io/data": "clinic"}),
+                provisioner=sc.provisioner,
+                parameters=sc.parameters,
+                mount_options=sc.mount_options or None,
+                # A released claim keeps its disk or share: clinic data is deleted by a person, never by a cascade.
+                reclaim_policy="Retain",
+                allow_volume_expansion=True,
+                # Provision in the zone where the pod lands.
+                volume_binding_mode="WaitForFirstConsumer",
+                # StorageClass parameters are immutable; a changed one is replaced (its volumes stay).
+                opts=pulumi.ResourceOptions.merge(k8s_child, pulumi.ResourceOptions(delete_before_replace=True)),
+            )
+            self.storage_class_names.append(sc.storage_class)
+
+        drivers = sorted({sc.snapshot_driver for sc in args.storage_classes})
+        self.snapshot_class_names: dict[str, str] = {}
+        for driver in drivers:
+            short = driver.split(".")[0]
+            name_ = f"orca-snapshots-{short}"
+            ApiObject(
+                name_,
+                api_version="snapshot.storage.k8s.io/v1",
+                kind="VolumeSnapshotClass",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=name_, labels={"orca-platform.io/data": "clinic"}),
+                fields={
+                    "driver": driver,
+                    # Pruning a scheduled snapshot past its retention frees its storage; long-term copies are the
+                    # immutable pg_dump archives, not snapshots.
+                    "deletionPolicy": "Delete",
+                    **({"parameters": {"incremental": "true"}} if driver == "disk.csi.azure.com" else {}),
+                },
+                opts=k8s_child,
+            )
+            self.snapshot_class_names[driver] = name_
+
+        self.register_outputs(
+            {"name": self.name, "oidcIssuerUrl": self.oidc_issuer_url, "storageClasses": self.storage_class_names}
+        )

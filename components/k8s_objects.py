@@ -1,0 +1,36 @@
+"""Kubernetes objects without a typed class in the SDK: custom resources and kinds whose fields sit beside `spec`."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+_K8S_PLUGIN = version("pulumi_kubernetes")
+
+
+class ApiObject(pulumi.CustomResource):
+    """Any Kubernetes object, sent as written (apiVersion, kind, metadata and its top-level fields).
+
+    The SDK's CustomResource only carries `spec`; a VolumeSnapshotClass keeps `driver` and `deletionPolicy` at the top.
+    The type token is the one the Kubernetes provider derives for every kind, so the provider treats it as usual.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        api_version: str,
+        kind: str,
+        metadata: k8s.meta.v1.ObjectMetaArgs,
+        fields: dict[str, Any],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        props: dict[str, Any] = {"apiVersion": api_version, "kind": kind, "metadata": metadata, **fields}
+        super().__init__(
+            f"kubernetes:{api_version}:{kind}",
+            name,
+            props,
+            pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(version=_K8S_PLUGIN)),
+        )

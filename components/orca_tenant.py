@@ -1,0 +1,501 @@
+"""OrcaTenant: one clinic's ORCA server, its data volume, its private addresses and its isolation."""
+
+from __future__ import annotations
+
+import ipaddress
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from orca_platform import naming
+from orca_platform import settings as model
+from orca_platform.stack_plan import ClinicPlan
+
+from .k8s_objects import ApiObject
+
+Meta = Callable[..., k8s.meta.v1.ObjectMetaArgs]
+
+GLSERVER_PORT = 8000
+PUSH_PORT = 9400
+# (subPath on the clinic volume, mount path): everything ORCA and PostgreSQL write that must outlive a pod.
+# /etc/postgresql is Debian's per-cluster config (postgresql.conf, pg_hba.conf): without it the data is unusable.
+STATE_DIRS: tuple[tuple[str, str], ...] = (
+    ("postgresql-data", "/var/lib/postgresql"),
+    ("postgresql-conf", "/etc/postgresql"),
+    ("jma-conf", "/etc/jma-receipt"),
+    ("jma-data", "/var/lib/jma-receipt"),
+    ("jma-log", "/var/log/jma-receipt"),
+)
+# Scratch space a read-only root file system still needs (sockets, pid files, jma-backupcluster's tarballs).
+SCRATCH_DIRS: tuple[tuple[str, str], ...] = (
+    ("tmp", "/tmp"),  # noqa: S108 - paths inside the container
+    ("run", "/run"),
+    ("var-tmp", "/var/tmp"),  # noqa: S108
+)
+SEED_MARKER = ".orca-platform-seeded"
+PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+
+
+@dataclass(frozen=True)
+class OrcaTenantArgs:
+    plan: ClinicPlan
+    orca: model.Orca
+    ingress: model.Ingress
+    ilb_subnet_name: str
+    pool_selector: dict[str, str]
+    pool_taint: tuple[str, str]  # (key, value) of the ORCA pool's NoSchedule taint
+    provider: k8s.Provider
+
+
+def seed_script() -> str:
+    """First start only: copy what the image ships in each state directory onto the empty volume."""
+    lines = ["set -eu"]
+    for sub, path in STATE_DIRS:
+        target = f"/state/{sub}"
+        lines.append(
+            f"if [ ! -e {target}/{SEED_MARKER} ]; then mkdir -p {target}; "
+            f"if [ -d {path} ]; then cp -a {path}/. {target}/; fi; touch {target}/{SEED_MARKER}; fi"
+        )
+    return "\n".join(lines)
+
+
+def stop_script(postgres_version: str, grace: int) -> str:
+    """preStop: ORCA's monitor ignores SIGTERM and stops on SIGUSR1; then stop PostgreSQL fast, not 'smart'."""
+    wait = max(grace - 30, 10)
+    return (
+        "pkill -USR1 -x monitor || true; "
+        f"i=0; while pgrep -x monitor >/dev/null && [ $i -lt {wait // 2} ]; do sleep 1; i=$((i+1)); done; "
+        f"pg_ctlcluster {shlex.quote(postgres_version)} main stop -m fast || true"
+    )
+
+
+class OrcaTenant(pulumi.ComponentResource):
+    namespace: str
+    hostname: str
+    private_ip: pulumi.Output[str]
+    pvc_name: str
+
+    def __init__(self, name: str, args: OrcaTenantArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("orca:platform:OrcaTenant", name, None, opts)
+        p = args.plan
+        clinic = p.clinic
+        ns_name = p.namespace
+        labels = naming.clinic_labels(p.id)
+        base = pulumi.ResourceOptions(parent=self, provider=args.provider)
+        # What holds clinic data or the keys to it: never deleted or replaced by a routine `pulumi up`.
+        keep = pulumi.ResourceOptions.merge(base, pulumi.ResourceOptions(protect=True, retain_on_delete=True))
+
+        def meta(
+            name_: str, extra: dict[str, str] | None = None, annotations: dict[str, str] | None = None
+        ) -> k8s.meta.v1.ObjectMetaArgs:
+            return k8s.meta.v1.ObjectMetaArgs(
+                name=name_, namespace=ns_name, labels={**labels, **(extra or {})}, annotations=annotations
+            )
+
+        # Deleting a namespace deletes every claim in it, so the namespace is kept like the volume.
+        ns = k8s.core.v1.Namespace(
+            f"{name}-ns",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=ns_name,
+                labels={
+                    **labels,
+                    # ORCA starts as root (see the container's security context), which 'restricted' forbids;
+                    # 'baseline' still blocks host access, privileged mode and added dangerous capabilities.
+                    "pod-security.kubernetes.io/enforce": "baseline",
+                    "pod-security.kubernetes.io/warn": "restricted",
+                },
+                annotations={"orca-platform.io/clinic-name": clinic.name},
+            ),
+            opts=keep,
+        )
+        in_ns = pulumi.ResourceOptions.merge(base, pulumi.ResourceOptions(depends_on=[ns]))
+        keep_in_ns = pulumi.ResourceOptions.merge(keep, pulumi.ResourceOptions(depends_on=[ns]))
+
+        # The database and ormaster passwords live in the clinic's data: regenerating them would lock ORCA out.
+        ormaster = random.RandomPassword(
+            f"{name}-ormaster-password",
+            length=16,  # WebORCA accepts 8 to 16 characters
+            special=False,
+            min_lower=2,
+            min_upper=2,
+            min_numeric=2,
+            opts=pulumi.ResourceOptions(parent=self, protect=True),
+        )
+        db_password = random.RandomPassword(
+            f"{name}-db-password", length=32, special=False, opts=pulumi.ResourceOptions(parent=self, protect=True)
+        )
+        secret = k8s.core.v1.Secret(
+            f"{name}-credentials",
+            metadata=meta(naming.CREDENTIALS_SECRET),
+            type="Opaque",
+            string_data={"ormaster-password": ormaster.result, "db-password": db_password.result},
+            opts=keep_in_ns,
+        )
+
+        self.pvc_name = p.pvc_name
+        pvc = k8s.core.v1.PersistentVolumeClaim(
+            f"{name}-{p.pvc_name}",
+            metadata=meta(
+                p.pvc_name,
+                {naming.DATA_LABEL: "clinic"},
+                # WaitForFirstConsumer: the claim stays Pending until the pod is scheduled; Pulumi must not wait.
+                annotations={"pulumi.com/skipAwait": "true"},
+            ),
+            spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
+                access_modes=[p.storage.access_mode],
+                storage_class_name=p.storage.storage_class,
+                resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests={"storage": f"{p.claim_gib}Gi"}),
+            ),
+            opts=keep_in_ns,
+        )
+
+        self._deployment(name, args, meta, secret, pvc, in_ns)
+        svc = self._service(name, args, meta, in_ns)
+        self._ingress(name, args, meta, in_ns)
+        self._network_policies(name, args, meta, in_ns)
+        k8s.core.v1.ResourceQuota(
+            f"{name}-quota",
+            metadata=meta("orca-quota"),
+            # A clinic namespace holds one server, its backup jobs and a restore's volumes: nothing more.
+            spec=k8s.core.v1.ResourceQuotaSpecArgs(
+                hard={"services.loadbalancers": "1", "persistentvolumeclaims": "4", "pods": "8"}
+            ),
+            opts=in_ns,
+        )
+
+        self.namespace = ns_name
+        self.hostname = p.fqdn
+        if clinic.private_ip:
+            self.private_ip = pulumi.Output.from_input(clinic.private_ip)
+        else:
+            self.private_ip = svc.status.apply(
+                lambda st: (
+                    (st.load_balancer.ingress[0].ip or "")
+                    if st and st.load_balancer and st.load_balancer.ingress
+                    else ""
+                )
+            )
+        self.register_outputs({"namespace": ns_name, "hostname": p.fqdn, "privateIp": self.private_ip})
+
+    def _deployment(
+        self,
+        name: str,
+        args: OrcaTenantArgs,
+        meta: Meta,
+        secret: k8s.core.v1.Secret,
+        pvc: k8s.core.v1.PersistentVolumeClaim,
+        opts: pulumi.ResourceOptions,
+    ) -> None:
+        p = args.plan
+        o = args.orca
+        size = p.size
+        labels = naming.clinic_labels(p.id)
+        mounts = [
+            k8s.core.v1.VolumeMountArgs(name="state", mount_path=path, sub_path=sub) for sub, path in STATE_DIRS
+        ] + [k8s.core.v1.VolumeMountArgs(name=v, mount_path=path) for v, path in SCRATCH_DIRS]
+        volumes = [
+            k8s.core.v1.VolumeArgs(
+                name="state",
+                persistent_volume_claim=k8s.core.v1.PersistentVolumeClaimVolumeSourceArgs(claim_name=p.pvc_name),
+            )
+        ] + [
+            k8s.core.v1.VolumeArgs(name=v, empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="2Gi"))
+            for v, _ in SCRATCH_DIRS
+        ]
+        # Tightest context ORCA tolerates. Loosened on purpose: it runs as root (the monitor and PostgreSQL's
+        # Debian scripts start as root and drop to the orca/postgres users), so it keeps CHOWN, DAC_OVERRIDE,
+        # FOWNER, SETUID, SETGID and KILL; everything else is dropped, and nothing can gain privileges.
+        security = k8s.core.v1.SecurityContextArgs(
+            allow_privilege_escalation=False,
+            privileged=False,
+            read_only_root_filesystem=True,
+            run_as_non_root=False,
+            capabilities=k8s.core.v1.CapabilitiesArgs(
+                drop=["ALL"], add=["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "KILL"]
+            ),
+            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+        )
+        resources = k8s.core.v1.ResourceRequirementsArgs(
+            requests={"cpu": size.cpu_request, "memory": size.memory_request},
+            limits={"cpu": size.cpu_limit, "memory": size.memory_limit},
+        )
+
+        def secret_env(env: str, key: str) -> k8s.core.v1.EnvVarArgs:
+            return k8s.core.v1.EnvVarArgs(
+                name=env,
+                value_from=k8s.core.v1.EnvVarSourceArgs(
+                    secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=naming.CREDENTIALS_SECRET, key=key)
+                ),
+            )
+
+        env = [
+            k8s.core.v1.EnvVarArgs(name="TZ", value=o.timezone),
+            k8s.core.v1.EnvVarArgs(name="ORCA_DB_NAME", value="orca"),
+            k8s.core.v1.EnvVarArgs(name="ORCA_DB_USER", value="orca"),
+            # PostgreSQL listens inside the pod only: 5432 is on no Service and no NetworkPolicy admits it.
+            k8s.core.v1.EnvVarArgs(name="ORCA_DB_HOST", value="localhost"),
+            k8s.core.v1.EnvVarArgs(name="ORCA_DB_PORT", value="5432"),
+            k8s.core.v1.EnvVarArgs(name="ORCA_DB_ENCODING", value=o.db_encoding),
+            secret_env("ORCA_DB_PASS", "db-password"),
+            secret_env("ORMASTER_PASS", "ormaster-password"),
+        ]
+        startup_period = 10
+        grace = o.termination_grace_seconds
+        container = k8s.core.v1.ContainerArgs(
+            name="orca",
+            image=p.image,
+            image_pull_policy="IfNotPresent",
+            ports=[
+                k8s.core.v1.ContainerPortArgs(name="glserver", container_port=GLSERVER_PORT, protocol="TCP"),
+                k8s.core.v1.ContainerPortArgs(name="push", container_port=PUSH_PORT, protocol="TCP"),
+            ],
+            env=env,
+            resources=resources,
+            volume_mounts=mounts,
+            security_context=security,
+            # glserver answers 400 on GET /, so no httpGet probe: a TCP connect proves it listens; start-up may
+            # run jma-setup for minutes, hence a startup probe with a long budget instead of an initial delay.
+            startup_probe=k8s.core.v1.ProbeArgs(
+                tcp_socket=k8s.core.v1.TCPSocketActionArgs(port=GLSERVER_PORT),
+                period_seconds=startup_period,
+                failure_threshold=o.startup_budget_seconds // startup_period,
+                timeout_seconds=5,
+            ),
+            liveness_probe=k8s.core.v1.ProbeArgs(
+                tcp_socket=k8s.core.v1.TCPSocketActionArgs(port=GLSERVER_PORT),
+                period_seconds=20,
+                failure_threshold=3,
+                timeout_seconds=5,
+            ),
+            # Ready only when the database accepts connections too.
+            readiness_probe=k8s.core.v1.ProbeArgs(
+                exec_=k8s.core.v1.ExecActionArgs(command=["pg_isready", "-q", "-h", "/var/run/postgresql"]),
+                period_seconds=15,
+                failure_threshold=3,
+                timeout_seconds=5,
+            ),
+            lifecycle=k8s.core.v1.LifecycleArgs(
+                pre_stop=k8s.core.v1.LifecycleHandlerArgs(
+                    exec_=k8s.core.v1.ExecActionArgs(command=["/bin/sh", "-c", stop_script(o.postgres_version, grace)])
+                )
+            ),
+        )
+        seed = k8s.core.v1.ContainerArgs(
+            name="seed-state",
+            image=p.image,
+            command=["/bin/sh", "-c", seed_script()],
+            volume_mounts=[k8s.core.v1.VolumeMountArgs(name="state", mount_path="/state")],
+            resources=k8s.core.v1.ResourceRequirementsArgs(
+                requests={"cpu": "100m", "memory": "128Mi"}, limits={"cpu": "1", "memory": "256Mi"}
+            ),
+            security_context=security,
+        )
+        taint_key, taint_value = args.pool_taint
+        pod = k8s.core.v1.PodSpecArgs(
+            # ORCA never calls the Kubernetes API: no token is mounted that a compromise could use.
+            automount_service_account_token=False,
+            enable_service_links=False,
+            termination_grace_period_seconds=grace,
+            node_selector=args.pool_selector,
+            tolerations=[
+                k8s.core.v1.TolerationArgs(key=taint_key, operator="Equal", value=taint_value, effect="NoSchedule")
+            ],
+            security_context=k8s.core.v1.PodSecurityContextArgs(
+                seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault")
+            ),
+            init_containers=[seed],
+            containers=[container],
+            volumes=volumes,
+        )
+        k8s.apps.v1.Deployment(
+            f"{name}-orca",
+            metadata=meta(
+                "orca",
+                # Pulumi waits for a new clinic to become ready; give it the start-up budget and some.
+                annotations={"pulumi.com/timeoutSeconds": str(o.startup_budget_seconds + grace + 300)},
+            ),
+            spec=k8s.apps.v1.DeploymentSpecArgs(
+                # One PostgreSQL per volume, ever: one replica (none while suspended), and Recreate so the old pod
+                # has stopped before the new one mounts the volume.
+                replicas=p.replicas,
+                strategy=k8s.apps.v1.DeploymentStrategyArgs(type="Recreate"),
+                revision_history_limit=5,
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=naming.selector(p.id)),
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
+                    spec=pod,
+                ),
+            ),
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[secret, pvc])),
+        )
+
+    def _service(
+        self, name: str, args: OrcaTenantArgs, meta: Meta, opts: pulumi.ResourceOptions
+    ) -> k8s.core.v1.Service:
+        p = args.plan
+        annotations = {
+            # Private frontend in the ILB subnet of our VNet: no public IP is ever created for a clinic.
+            "service.beta.kubernetes.io/azure-load-balancer-internal": "true",
+            "service.beta.kubernetes.io/azure-load-balancer-internal-subnet": args.ilb_subnet_name,
+            # Without this, an internal LB's source ranges are moot: the NSG's default rule admits the whole VNet.
+            "service.beta.kubernetes.io/azure-deny-all-except-load-balancer-source-ranges": "true",
+        }
+        if p.clinic.private_ip:
+            annotations["service.beta.kubernetes.io/azure-load-balancer-ipv4"] = p.clinic.private_ip
+        return k8s.core.v1.Service(
+            f"{name}-orca",
+            metadata=meta("orca", annotations=annotations),
+            spec=k8s.core.v1.ServiceSpecArgs(
+                type="LoadBalancer",
+                selector=naming.selector(p.id),
+                ports=[
+                    k8s.core.v1.ServicePortArgs(name="glserver", port=GLSERVER_PORT, target_port="glserver"),
+                    k8s.core.v1.ServicePortArgs(name="push", port=PUSH_PORT, target_port="push"),
+                ],
+                load_balancer_source_ranges=list(p.clinic.source_cidrs),
+                # Preserve the clinic's source address so the NetworkPolicy can check it.
+                external_traffic_policy="Local",
+            ),
+            opts=opts,
+        )
+
+    def _ingress(self, name: str, args: OrcaTenantArgs, meta: Meta, opts: pulumi.ResourceOptions) -> None:
+        p = args.plan
+        ing = args.ingress
+        policy_name = "clinic-sources"
+        policy = ApiObject(
+            f"{name}-sources",
+            api_version="k8s.nginx.org/v1",
+            kind="Policy",
+            metadata=meta(policy_name),
+            fields={"spec": {"accessControl": {"allow": list(p.clinic.source_cidrs)}}},
+            opts=opts,
+        )
+        timeout = f"{ing.read_timeout_seconds}s"
+        backend = "orca"
+
+        def path(path_: str, port: str) -> k8s.networking.v1.HTTPIngressPathArgs:
+            return k8s.networking.v1.HTTPIngressPathArgs(
+                path=path_,
+                path_type="Prefix",
+                backend=k8s.networking.v1.IngressBackendArgs(
+                    service=k8s.networking.v1.IngressServiceBackendArgs(
+                        name=backend, port=k8s.networking.v1.ServiceBackendPortArgs(name=port)
+                    )
+                ),
+            )
+
+        k8s.networking.v1.Ingress(
+            f"{name}-orca",
+            metadata=meta(
+                "orca",
+                annotations={
+                    # Consultation sessions hold connections open; nginx's 60 s default would cut them.
+                    "nginx.org/proxy-read-timeout": timeout,
+                    "nginx.org/proxy-send-timeout": timeout,
+                    "nginx.org/client-max-body-size": ing.max_body_size,
+                    # PUSH notifications are a WebSocket on /ws.
+                    "nginx.org/websocket-services": backend,
+                    # Only the clinic's own networks, as on its load balancer.
+                    "nginx.org/policies": policy_name,
+                },
+            ),
+            spec=k8s.networking.v1.IngressSpecArgs(
+                ingress_class_name=ing.class_name,
+                rules=[
+                    k8s.networking.v1.IngressRuleArgs(
+                        host=p.fqdn,
+                        http=k8s.networking.v1.HTTPIngressRuleValueArgs(
+                            paths=[path("/ws", "push"), path("/", "glserver")]
+                        ),
+                    )
+                ],
+            ),
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[policy])),
+        )
+
+    def _network_policies(self, name: str, args: OrcaTenantArgs, meta: Meta, opts: pulumi.ResourceOptions) -> None:
+        p = args.plan
+        np = k8s.networking.v1
+        orca_ports = [
+            np.NetworkPolicyPortArgs(protocol="TCP", port=GLSERVER_PORT),
+            np.NetworkPolicyPortArgs(protocol="TCP", port=PUSH_PORT),
+        ]
+        dns = np.NetworkPolicyEgressRuleArgs(
+            to=[
+                np.NetworkPolicyPeerArgs(
+                    namespace_selector=k8s.meta.v1.LabelSelectorArgs(
+                        match_labels={"kubernetes.io/metadata.name": "kube-system"}
+                    ),
+                    pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"k8s-app": "kube-dns"}),
+                )
+            ],
+            ports=[
+                np.NetworkPolicyPortArgs(protocol="UDP", port=53),
+                np.NetworkPolicyPortArgs(protocol="TCP", port=53),
+            ],
+        )
+        # Everything in the namespace starts closed, both ways.
+        np.NetworkPolicy(
+            f"{name}-default-deny",
+            metadata=meta("default-deny"),
+            spec=np.NetworkPolicySpecArgs(
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(), policy_types=["Ingress", "Egress"]
+            ),
+            opts=opts,
+        )
+        # The ORCA pod: in from the internal ingress controller and from the clinic's own networks (its ILB);
+        # out only to DNS and to HTTPS outside every private range, so no clinic can open a connection to another.
+        np.NetworkPolicy(
+            f"{name}-orca",
+            metadata=meta("orca-server"),
+            spec=np.NetworkPolicySpecArgs(
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=naming.selector(p.id)),
+                policy_types=["Ingress", "Egress"],
+                ingress=[
+                    np.NetworkPolicyIngressRuleArgs(
+                        from_=[
+                            np.NetworkPolicyPeerArgs(
+                                namespace_selector=k8s.meta.v1.LabelSelectorArgs(
+                                    match_labels={"kubernetes.io/metadata.name": args.ingress.namespace}
+                                ),
+                                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={naming.ROLE_LABEL: "ingress"}),
+                            )
+                        ],
+                        ports=orca_ports,
+                    ),
+                    np.NetworkPolicyIngressRuleArgs(
+                        from_=[
+                            np.NetworkPolicyPeerArgs(ip_block=np.IPBlockArgs(cidr=cidr))
+                            for cidr in p.clinic.source_cidrs
+                        ],
+                        ports=orca_ports,
+                    ),
+                ],
+                egress=[
+                    dns,
+                    np.NetworkPolicyEgressRuleArgs(
+                        to=[
+                            np.NetworkPolicyPeerArgs(
+                                ip_block=np.IPBlockArgs(
+                                    cidr=cidr,
+                                    except_=[r for r in PRIVATE_RANGES if _inside(r, cidr)] or None,
+                                )
+                            )
+                            for cidr in args.orca.egress_https_cidrs
+                        ],
+                        ports=[np.NetworkPolicyPortArgs(protocol="TCP", port=443)],
+                    ),
+                ],
+            ),
+            opts=opts,
+        )
+
+
+def _inside(inner: str, outer: str) -> bool:
+    a, b = ipaddress.ip_network(inner), ipaddress.ip_network(outer)
+    return a.version == b.version and a.subnet_of(b)  # type: ignore[arg-type]

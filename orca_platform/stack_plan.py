@@ -1,0 +1,97 @@
+"""Everything the components need, decided before any resource exists: one validated, pure StackPlan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .addressing import network_problems, tenant_address_problems
+from .capacity import CapacityPlan, clinic_strategy, plan_capacity, storage_problems
+from .catalogue import Catalogue, ClinicSize
+from .errors import InputError, Problem
+from .naming import fqdn, namespace, record_name, state_pvc
+from .settings import Settings
+from .storage import StorageStrategy, strategy
+from .tenants import Clinic, TenantsFile
+
+
+@dataclass(frozen=True)
+class ClinicPlan:
+    clinic: Clinic
+    namespace: str
+    fqdn: str
+    dns_record: str
+    size: ClinicSize
+    storage: StorageStrategy
+    claim_gib: int
+    pvc_name: str
+    image: str
+    dump_schedule: str
+    snapshot_schedule: str
+
+    @property
+    def id(self) -> str:
+        return self.clinic.id
+
+    @property
+    def replicas(self) -> int:
+        return 1 if self.clinic.active else 0
+
+
+@dataclass(frozen=True)
+class StackPlan:
+    settings: Settings
+    catalogue: Catalogue
+    capacity: CapacityPlan
+    clinics: tuple[ClinicPlan, ...]
+
+    @property
+    def storage_classes(self) -> tuple[StorageStrategy, ...]:
+        """Every StorageClass the stack needs: its default plus any a clinic overrides to."""
+        default = strategy(self.settings.storage.strategy, self.settings.storage.sku)
+        found = {default.storage_class: default}
+        for c in self.clinics:
+            found.setdefault(c.storage.storage_class, c.storage)
+        return tuple(found.values())
+
+
+def _size_problems(tenants: TenantsFile, catalogue: Catalogue, source: str) -> list[Problem]:
+    known = ", ".join(sorted(catalogue.clinic_sizes))
+    return [
+        Problem(source, "size", f"unknown size class {c.size!r} (known: {known})", c.id)
+        for c in tenants.clinics
+        if c.size not in catalogue.clinic_sizes
+    ]
+
+
+def plan_stack(
+    settings: Settings, tenants: TenantsFile, catalogue: Catalogue, tenants_source: str, config_source: str
+) -> StackPlan:
+    """Check the settings and clinics against each other, then plan. Raises InputError listing every problem."""
+    problems = network_problems(settings, config_source, clinics_with_ilb=len(tenants.clinics))
+    problems += tenant_address_problems(settings, tenants, tenants_source)
+    problems += _size_problems(tenants, catalogue, tenants_source)
+    problems += storage_problems(settings, tenants, tenants_source, config_source)
+    if problems:
+        raise InputError(problems)
+    capacity = plan_capacity(settings, tenants, catalogue)
+    backup = settings.backup
+    clinics = []
+    for c in tenants.clinics:
+        store = clinic_strategy(c, settings)
+        host = fqdn(c, settings)
+        clinics.append(
+            ClinicPlan(
+                clinic=c,
+                namespace=namespace(c.id),
+                fqdn=host,
+                dns_record=record_name(host, settings.network.dns_zone),
+                size=catalogue.clinic_sizes[c.size],
+                storage=store,
+                claim_gib=store.claim_gib(c.volume_bytes),
+                pvc_name=state_pvc(c),
+                image=c.image or settings.orca.image,
+                dump_schedule=(c.backup and c.backup.dump_schedule) or backup.dump_schedule,
+                snapshot_schedule=(c.backup and c.backup.snapshot_schedule) or backup.snapshot_schedule,
+            )
+        )
+    return StackPlan(settings=settings, catalogue=catalogue, capacity=capacity, clinics=tuple(clinics))

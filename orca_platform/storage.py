@@ -1,0 +1,110 @@
+"""Storage strategies for clinic data: what each asks of the cluster, and what it costs in attach slots and money."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .catalogue import Catalogue
+from .quantities import parse_bytes
+from .tenants import StorageStrategyName
+
+GIB = 2**30
+
+
+class StorageRefusedError(ValueError):
+    """A strategy that must never hold PostgreSQL data."""
+
+
+@dataclass(frozen=True)
+class StorageStrategy:
+    name: StorageStrategyName
+    sku: str
+    provisioner: str
+    parameters: dict[str, str]
+    mount_options: list[str] = field(default_factory=list)
+    # True when every volume takes one of the VM's data-disk slots (the density wall).
+    attaches_per_volume: bool = False
+    # Azure bills at least this much per volume, whatever the claim asks for.
+    minimum_gib: int = 0
+    snapshot_driver: str = ""
+    # ReadWriteOncePod makes the API server refuse a second pod on the volume; the Azure Files driver does not
+    # advertise it, so NFS volumes rely on ReadWriteOnce plus the Deployment's Recreate strategy.
+    access_mode: str = "ReadWriteOnce"
+    why: str = ""
+
+    @property
+    def storage_class(self) -> str:
+        short = {"azure-disk": "disk", "azure-files-nfs": "nfs"}[self.name.value]
+        return f"orca-{short}-{self.sku.lower().replace('_', '-')}"
+
+    def claim_gib(self, requested_bytes: int) -> int:
+        """What the PVC asks for: the clinic's size rounded up to whole GiB and to the strategy's minimum."""
+        return max(-(-requested_bytes // GIB), self.minimum_gib)
+
+    def monthly_usd(self, requested_bytes: int, catalogue: Catalogue) -> float:
+        size = self.claim_gib(requested_bytes)
+        prices = catalogue.storage_prices
+        if self.name is StorageStrategyName.AZURE_FILES_NFS:
+            return size * prices.files_premium_per_gib
+        for tier in prices.premium_disk_tiers:
+            if size <= tier.size_gib:
+                return tier.monthly_usd
+        largest = prices.premium_disk_tiers[-1]
+        return largest.monthly_usd * size / largest.size_gib
+
+
+SMB_REFUSAL = (
+    "Azure Files over SMB cannot hold PostgreSQL data: SMB has no hard links (PostgreSQL creates pg_wal/xlogtemp.* "
+    "by hard link) and breaks initdb's ownership and symlink handling (docker-library/postgres#548, "
+    "zalando/postgres-operator#1665). Use azure-files-nfs or azure-disk."
+)
+
+
+def strategy(name: StorageStrategyName, sku: str) -> StorageStrategy:
+    if name is StorageStrategyName.AZURE_FILES_SMB:
+        raise StorageRefusedError(SMB_REFUSAL)
+    if name is StorageStrategyName.AZURE_DISK:
+        return StorageStrategy(
+            name=name,
+            sku=sku,
+            provisioner="disk.csi.azure.com",
+            # Host caching off: PostgreSQL fsyncs its WAL and must not be told a write landed when it sits in a cache.
+            parameters={"skuName": sku, "cachingMode": "None"},
+            attaches_per_volume=True,
+            minimum_gib=1,
+            snapshot_driver="disk.csi.azure.com",
+            access_mode="ReadWriteOncePod",
+            why="one Managed Disk per clinic: simple and fast, but each clinic takes one of the node's data-disk slots",
+        )
+    return StorageStrategy(
+        name=name,
+        sku=sku,
+        provisioner="file.csi.azure.com",
+        parameters={
+            "protocol": "nfs",
+            "skuName": sku,
+            # The share is reached over a private endpoint the driver creates: no public storage endpoint.
+            "networkEndpointType": "privateEndpoint",
+            # PostgreSQL chowns its data directory as root during start-up; root squash would break that.
+            "rootSquashType": "NoRootSquash",
+            # The driver's default is 0777; the image sets its own modes on first start.
+            "mountPermissions": "0700",
+        },
+        # nconnect/noresvport/actimeo as recommended by the AKS docs for NFS shares; 'hard' (the NFS default)
+        # makes I/O wait through a blip instead of returning errors to PostgreSQL.
+        mount_options=["nconnect=4", "noresvport", "actimeo=30", "hard"],
+        attaches_per_volume=False,
+        minimum_gib=100,
+        snapshot_driver="file.csi.azure.com",
+        why=(
+            "one premium NFS 4.1 share per clinic: POSIX modes, symlinks and hard links work for PostgreSQL, and no "
+            "data-disk slot is used, so density is set by CPU and memory; each share bills at least 100 GiB"
+        ),
+    )
+
+
+def for_bytes_label(n_bytes: int) -> str:
+    return f"{-(-n_bytes // GIB)}Gi"
+
+
+__all__ = ["SMB_REFUSAL", "StorageRefusedError", "StorageStrategy", "for_bytes_label", "parse_bytes", "strategy"]

@@ -1,0 +1,284 @@
+"""Run the real `__main__.py` under Pulumi mocks and record what it registers, with every resource option.
+
+The mock monitor of the SDK keeps inputs only; the engine-facing options (protect, retainOnDelete, parent, provider,
+ignoreChanges ...) arrive on the RegisterResource request, so a recording monitor keeps them too. The result feeds
+`make synth`, the tests, the audit fixtures and the benchmark.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import runpy
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks, rpc, settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT = "orca-platform"
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # noqa: S105 - the engine's secret marker
+SIG_KEY = "4dabf18193072939515e22adb298388d"
+SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+TENANT = "11111111-1111-1111-1111-111111111111"
+
+
+@dataclass
+class Registered:
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    parent: str
+    provider: str
+    protect: bool
+    retain_on_delete: bool
+    delete_before_replace: bool
+    ignore_changes: list[str]
+    additional_secret_outputs: list[str]
+    dependencies: list[str]
+    inputs: dict[str, Any]
+    outputs: dict[str, Any] = field(default_factory=dict)
+    id: str = ""
+
+    @property
+    def is_kubernetes(self) -> bool:
+        return self.type.startswith("kubernetes:") and self.custom and not self.type.startswith("pulumi:providers:")
+
+    def options(self) -> dict[str, Any]:
+        return {
+            "protect": self.protect,
+            "retainOnDelete": self.retain_on_delete,
+            "deleteBeforeReplace": self.delete_before_replace,
+            "ignoreChanges": self.ignore_changes,
+            "parent": self.parent,
+            "provider": self.provider,
+        }
+
+
+@dataclass
+class Run:
+    stack: str
+    resources: list[Registered]
+    outputs: dict[str, Any]
+    secret_outputs: set[str]
+
+    def by_type(self, type_: str) -> list[Registered]:
+        return [r for r in self.resources if r.type == type_]
+
+    def k8s(self, kind: str, namespace: str | None = None) -> list[Registered]:
+        found = [r for r in self.resources if r.is_kubernetes and r.inputs.get("kind") == kind]
+        if namespace is not None:
+            found = [r for r in found if (r.inputs.get("metadata") or {}).get("namespace") == namespace]
+        return found
+
+
+def is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(SIG_KEY) == SECRET_SIG
+
+
+def reveal(value: Any) -> Any:
+    """Unwrap secret markers (for assertions on values, never for writing files)."""
+    if is_secret(value):
+        return reveal(value.get("value"))
+    if isinstance(value, dict):
+        return {k: reveal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [reveal(v) for v in value]
+    return value
+
+
+def redact(value: Any) -> Any:
+    """Replace every secret with a marker, as anything written to disk must."""
+    if is_secret(value):
+        return "[secret]"
+    if isinstance(value, dict):
+        return {k: redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+def _kubeconfig() -> str:
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "aks", "cluster": {"server": "https://aks.example.invalid:443"}}],
+        "contexts": [{"name": "aks", "context": {"cluster": "aks", "user": "clusterUser"}}],
+        "current-context": "aks",
+        "users": [
+            {
+                "name": "clusterUser",
+                "user": {
+                    "exec": {
+                        "apiVersion": "client.authentication.k8s.io/v1beta1",
+                        "command": "kubelogin",
+                        "args": [
+                            "get-token",
+                            "--environment",
+                            "AzurePublicCloud",
+                            "--server-id",
+                            "6dae42f8-4368-4678-94ff-3960e28e3630",
+                            "--client-id",
+                            "80faf920-1908-4b52-b5ef-a8e7bedfc67a",
+                            "--tenant-id",
+                            TENANT,
+                            "--login",
+                            "devicecode",
+                        ],
+                    }
+                },
+            }
+        ],
+    }
+    return base64.b64encode(yaml.safe_dump(doc).encode()).decode()
+
+
+class OfflineMocks(mocks.Mocks):
+    """Plausible provider answers: what Azure and Kubernetes would hand back, so outputs resolve."""
+
+    def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        state = dict(args.inputs)
+        typ = args.typ
+        if typ.startswith("azure-native:"):
+            name = next(
+                (
+                    v
+                    for k, v in args.inputs.items()
+                    if k.endswith("Name") and k != "resourceGroupName" and isinstance(v, str)
+                ),
+                args.name,
+            )
+            group = args.inputs.get("resourceGroupName", "rg")
+            rid = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{group}/{typ}/{name}"
+            state.setdefault("name", name)
+            if typ == "azure-native:resources:ResourceGroup":
+                rid = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{name}"
+            if typ == "azure-native:network:PublicIPAddress":
+                state["ipAddress"] = "192.0.2.10"
+            if typ == "azure-native:managedidentity:UserAssignedIdentity":
+                state["principalId"] = str(uuid.uuid5(uuid.NAMESPACE_URL, args.name))
+                state["clientId"] = str(uuid.uuid5(uuid.NAMESPACE_DNS, args.name))
+            if typ == "azure-native:containerservice:ManagedCluster":
+                # Azure answers the identity list with a map keyed by identity id.
+                identity = dict(args.inputs.get("identity") or {})
+                identity["userAssignedIdentities"] = {i: {} for i in identity.get("userAssignedIdentities") or []}
+                state["identity"] = identity
+                state["oidcIssuerProfile"] = {"enabled": True, "issuerUrl": f"https://oidc.example.invalid/{name}/"}
+            if typ == "azure-native:dnsresolver:InboundEndpoint":
+                configs = list(args.inputs.get("ipConfigurations") or [])
+                state["ipConfigurations"] = [{**c, "privateIpAddress": "10.255.0.4"} for c in configs]
+            return rid, state
+        if typ.startswith("random:"):
+            if typ == "random:index/randomUuid:RandomUuid":
+                state["result"] = str(uuid.uuid5(uuid.NAMESPACE_OID, args.name))
+            else:
+                state["result"] = "mock-" + uuid.uuid5(uuid.NAMESPACE_OID, args.name).hex[:24]
+            return args.name + "-id", state
+        if typ == "kubernetes:core/v1:Service":
+            annotations = (args.inputs.get("metadata") or {}).get("annotations") or {}
+            ip = annotations.get("service.beta.kubernetes.io/azure-load-balancer-ipv4")
+            # Without a pinned address Azure picks one at deploy time: offline it stays unknown.
+            state["status"] = {"loadBalancer": {"ingress": [{"ip": ip}] if ip else []}}
+        meta = args.inputs.get("metadata") or {}
+        rid = f"{meta.get('namespace', '')}/{meta.get('name', args.name)}".lstrip("/")
+        return rid, state
+
+    def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        function = args.token
+        if function == "azure-native:authorization:getClientConfig":
+            return {"clientId": TENANT, "objectId": TENANT, "subscriptionId": SUBSCRIPTION, "tenantId": TENANT}, []
+        if function == "azure-native:containerservice:listManagedClusterUserCredentials":
+            return {"kubeconfigs": [{"name": "clusterUser", "value": _kubeconfig()}]}, []
+        return {}, []
+
+
+class RecordingMonitor(mocks.MockMonitor):
+    def __init__(self, mocks_: mocks.Mocks) -> None:
+        super().__init__(mocks_)
+        self.registered: list[Registered] = []
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        if request.type == "pulumi:pulumi:Stack":
+            return response
+        inputs = rpc.deserialize_properties(request.object)
+        urn = self.make_urn(request.parent, request.type, request.name)
+        reg = self.resources.get(urn)
+        self.registered.append(
+            Registered(
+                urn=urn,
+                type=request.type,
+                name=request.name,
+                custom=bool(request.custom),
+                parent=request.parent,
+                provider=request.provider,
+                protect=bool(request.protect),
+                retain_on_delete=bool(request.retainOnDelete),
+                delete_before_replace=bool(request.deleteBeforeReplace),
+                ignore_changes=list(request.ignoreChanges),
+                additional_secret_outputs=list(request.additionalSecretOutputs),
+                dependencies=list(request.dependencies),
+                inputs=inputs,
+                outputs=dict(reg.state) if reg else {},
+                id=reg.id if reg else "",
+            )
+        )
+        return response
+
+
+def stack_config(
+    stack: str, project_dir: Path = PROJECT_DIR, overrides: dict[str, Any] | None = None
+) -> dict[str, str]:
+    """The config map the CLI would hand the program: Pulumi.<stack>.yaml, structured values as JSON text."""
+    path = project_dir / f"Pulumi.{stack}.yaml"
+    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    raw: dict[str, Any] = dict(doc.get("config") or {})
+    raw.update(overrides or {})
+    out: dict[str, str] = {}
+    for key, value in raw.items():
+        if isinstance(value, dict) and "secure" in value:
+            raise SystemExit(f"{path.name}: {key} is an encrypted secret; the offline run cannot decrypt it")
+        out[key] = value if isinstance(value, str) else json.dumps(value)
+    return out
+
+
+def run_program(
+    stack: str = "dev",
+    config: dict[str, str] | None = None,
+    main: Path = PROJECT_DIR / "__main__.py",
+) -> Run:
+    """Run the program once, synchronously, and return what it registered. Raises what the program raises."""
+    monitor = RecordingMonitor(OfflineMocks())
+    pulumi.runtime.set_all_config(config if config is not None else stack_config(stack))
+    settings.SETTINGS.rpc_manager.clear()
+    settings.SETTINGS.outputs.clear()
+    mocks.set_mocks(OfflineMocks(), project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    root = settings.get_root_resource()
+    if str(PROJECT_DIR) not in sys.path:
+        sys.path.insert(0, str(PROJECT_DIR))
+    cwd = Path.cwd()
+    os.chdir(PROJECT_DIR)
+    try:
+        def program() -> None:
+            runpy.run_path(str(main), run_name="__main__")
+
+        _sync_await(run_pulumi_func(program))
+    finally:
+        os.chdir(cwd)
+    outputs: dict[str, Any] = {}
+    secret_outputs: set[str] = set()
+    for name, value in (getattr(root, "outputs", None) or {}).items():
+        out = pulumi.Output.from_input(value)
+        outputs[name] = _sync_await(out.future())
+        if _sync_await(out.is_secret()):
+            secret_outputs.add(name)
+    return Run(stack=stack, resources=monitor.registered, outputs=outputs, secret_outputs=secret_outputs)

@@ -3,16 +3,23 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := venv
 PY := $(VENV)/bin/python
+# checkov pins libraries (boto3, networkx, packaging) that clash with the program's: it gets a virtualenv of its own.
+SCAN_VENV := .venv-scan
 STACK ?= dev
 TENANTS ?=
 OUT ?= build/synth/$(STACK)
+EXPORT ?= build/synth/$(STACK)/stack-export.json
+REPORT ?= build/audit/$(STACK)
 
-.PHONY: help venv test lint typecheck synth plan clean
+.PHONY: help venv scan-venv test lint typecheck unit checks synth synth-all plan export audit bench clean
 
 help:
-	@echo "make test                 lint, type-check and run every test (what CI runs)"
-	@echo "make synth [STACK= TENANTS= OUT=]  run the program offline and write what it would create"
-	@echo "make plan  [STACK= TENANTS=]       density and cost table for the stack's clinics"
+	@echo "make test                           lint, type-check, unit tests and offline checks (what CI runs)"
+	@echo "make synth  [STACK= TENANTS= OUT=]  run the program offline and write what it would create"
+	@echo "make plan   [STACK= TENANTS=]       density and cost table for the stack's clinics"
+	@echo "make export [STACK=]                a stack export (deployment v3) of the offline run, for audits"
+	@echo "make audit  EXPORT=file [REPORT=dir] [ARCHIVE=s3://bucket/prefix]  audit a 'pulumi stack export'"
+	@echo "make bench                          time the offline run for 10, 100 and 1,000 clinics"
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +29,14 @@ $(VENV)/.installed: requirements.txt
 
 venv: $(VENV)/.installed
 
+$(SCAN_VENV)/.installed: requirements-scan.txt
+	$(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SCAN_VENV)/bin/python -m pip install --quiet -r requirements-scan.txt
+	touch $@
+
+scan-venv: $(SCAN_VENV)/.installed
+
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -29,14 +44,33 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
-test: lint typecheck
+unit: venv
 	$(PY) -m pytest
+
+# Schema validation, security scan and isolation proof over both sample stacks.
+checks: venv scan-venv
+	$(PY) -m tools.checks --stacks dev prod --scan-python $(SCAN_VENV)/bin/python
+
+test: lint typecheck unit checks
 
 synth: venv
 	$(PY) -m tools.synth --stack $(STACK) $(if $(TENANTS),--tenants $(TENANTS)) --out $(OUT)
 
+synth-all: venv
+	$(MAKE) synth STACK=dev OUT=build/synth/dev
+	$(MAKE) synth STACK=prod OUT=build/synth/prod
+
 plan: venv
 	$(PY) -m tools.plan --stack $(STACK) $(if $(TENANTS),--tenants $(TENANTS))
+
+export: venv
+	$(PY) -m tools.stack_export --stack $(STACK) --out $(EXPORT)
+
+audit: venv
+	$(PY) -m tools.audit --export $(EXPORT) --out $(REPORT) $(if $(ARCHIVE),--archive $(ARCHIVE))
+
+bench: venv
+	$(PY) -m bench.run
 
 clean:
 	rm -rf build .mypy_cache .ruff_cache .pytest_cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pulumi
+from pulumi_azure_native import authorization
 
 from components import (
     Cluster,
@@ -14,6 +15,8 @@ from components import (
     OrcaTenant,
     OrcaTenantArgs,
 )
+from components.backup_storage import BackupStorage, BackupStorageArgs
+from components.clinic_backup import BackupTarget
 from components.cluster import ORCA_POOL_LABEL, ORCA_POOL_VALUE
 from config import load_stack_plan
 from orca_platform import naming
@@ -59,6 +62,34 @@ ingress = IngressController(
     IngressControllerArgs(settings=s.ingress, ilb_subnet_name=network.ilb_subnet_name, provider=cluster.provider),
 )
 
+backups = BackupStorage(
+    "backup",
+    BackupStorageArgs(
+        settings=s.backup,
+        name_prefix=f"{s.name_prefix}{env}",
+        location=s.location,
+        resource_group_name=network.resource_group_name,
+        vnet_id=network.vnet_id,
+        private_endpoint_subnet_id=network.private_endpoint_subnet_id,
+        tags=tags,
+    ),
+)
+subscription_id = authorization.get_client_config_output().subscription_id
+
+
+def backup_target(snapshot_driver: str) -> BackupTarget:
+    return BackupTarget(
+        account_id=backups.account_id,
+        blob_url=backups.blob_url,
+        resource_group_name=network.resource_group_name,
+        location=s.location,
+        oidc_issuer_url=cluster.oidc_issuer_url,
+        subscription_id=subscription_id,
+        snapshot_class=cluster.snapshot_class_names[snapshot_driver],
+        tags=tags,
+    )
+
+
 tenants = [
     OrcaTenant(
         clinic.id,
@@ -70,6 +101,8 @@ tenants = [
             pool_selector={ORCA_POOL_LABEL: ORCA_POOL_VALUE},
             pool_taint=(ORCA_POOL_LABEL, ORCA_POOL_VALUE),
             provider=cluster.provider,
+            backup=s.backup,
+            backup_target=backup_target(clinic.storage.snapshot_driver),
         ),
         opts=pulumi.ResourceOptions(depends_on=[ingress]),
     )
@@ -82,6 +115,7 @@ pulumi.export("ingressClass", ingress.class_name)
 pulumi.export("dnsZone", network.dns_zone)
 pulumi.export("dnsResolverInboundIp", network.dns_resolver_ip)
 pulumi.export("vpnGatewayPublicIp", network.vpn_public_ip)
+pulumi.export("backupAccount", backups.account_name)
 pulumi.export(
     "capacity",
     {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib.metadata import version
 from typing import Any
 
@@ -34,3 +35,7 @@ class ApiObject(pulumi.CustomResource):
             props,
             pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(version=_K8S_PLUGIN)),
         )
+
+
+# Builds an object's metadata in a component's namespace with its labels: (name, annotations) -> ObjectMetaArgs.
+Meta = Callable[..., k8s.meta.v1.ObjectMetaArgs]

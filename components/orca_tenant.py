@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import shlex
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import pulumi
@@ -13,30 +11,21 @@ import pulumi_random as random
 
 from orca_platform import naming
 from orca_platform import settings as model
+from orca_platform.orca_image import (
+    GLSERVER_PORT,
+    PUSH_PORT,
+    SCRATCH_DIRS,
+    STATE_DIRS,
+    STATE_MOUNT,
+    seed_script,
+    stop_script,
+)
 from orca_platform.stack_plan import ClinicPlan
 
-from .k8s_objects import ApiObject
+from .clinic_backup import BackupTarget, ClinicBackup, ClinicBackupArgs
+from .k8s_objects import ApiObject, Meta
+from .pod_security import orca_security_context
 
-Meta = Callable[..., k8s.meta.v1.ObjectMetaArgs]
-
-GLSERVER_PORT = 8000
-PUSH_PORT = 9400
-# (subPath on the clinic volume, mount path): everything ORCA and PostgreSQL write that must outlive a pod.
-# /etc/postgresql is Debian's per-cluster config (postgresql.conf, pg_hba.conf): without it the data is unusable.
-STATE_DIRS: tuple[tuple[str, str], ...] = (
-    ("postgresql-data", "/var/lib/postgresql"),
-    ("postgresql-conf", "/etc/postgresql"),
-    ("jma-conf", "/etc/jma-receipt"),
-    ("jma-data", "/var/lib/jma-receipt"),
-    ("jma-log", "/var/log/jma-receipt"),
-)
-# Scratch space a read-only root file system still needs (sockets, pid files, jma-backupcluster's tarballs).
-SCRATCH_DIRS: tuple[tuple[str, str], ...] = (
-    ("tmp", "/tmp"),  # noqa: S108 - paths inside the container
-    ("run", "/run"),
-    ("var-tmp", "/var/tmp"),  # noqa: S108
-)
-SEED_MARKER = ".orca-platform-seeded"
 PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
 
 
@@ -49,28 +38,8 @@ class OrcaTenantArgs:
     pool_selector: dict[str, str]
     pool_taint: tuple[str, str]  # (key, value) of the ORCA pool's NoSchedule taint
     provider: k8s.Provider
-
-
-def seed_script() -> str:
-    """First start only: copy what the image ships in each state directory onto the empty volume."""
-    lines = ["set -eu"]
-    for sub, path in STATE_DIRS:
-        target = f"/state/{sub}"
-        lines.append(
-            f"if [ ! -e {target}/{SEED_MARKER} ]; then mkdir -p {target}; "
-            f"if [ -d {path} ]; then cp -a {path}/. {target}/; fi; touch {target}/{SEED_MARKER}; fi"
-        )
-    return "\n".join(lines)
-
-
-def stop_script(postgres_version: str, grace: int) -> str:
-    """preStop: ORCA's monitor ignores SIGTERM and stops on SIGUSR1; then stop PostgreSQL fast, not 'smart'."""
-    wait = max(grace - 30, 10)
-    return (
-        "pkill -USR1 -x monitor || true; "
-        f"i=0; while pgrep -x monitor >/dev/null && [ $i -lt {wait // 2} ]; do sleep 1; i=$((i+1)); done; "
-        f"pg_ctlcluster {shlex.quote(postgres_version)} main stop -m fast || true"
-    )
+    backup: model.Backup
+    backup_target: BackupTarget
 
 
 class OrcaTenant(pulumi.ComponentResource):
@@ -137,32 +106,43 @@ class OrcaTenant(pulumi.ComponentResource):
         )
 
         self.pvc_name = p.pvc_name
-        pvc = k8s.core.v1.PersistentVolumeClaim(
-            f"{name}-{p.pvc_name}",
-            metadata=meta(
-                p.pvc_name,
-                {naming.DATA_LABEL: "clinic"},
-                # WaitForFirstConsumer: the claim stays Pending until the pod is scheduled; Pulumi must not wait.
-                annotations={"pulumi.com/skipAwait": "true"},
-            ),
-            spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
-                access_modes=[p.storage.access_mode],
-                storage_class_name=p.storage.storage_class,
-                resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests={"storage": f"{p.claim_gib}Gi"}),
-            ),
-            opts=keep_in_ns,
-        )
+        claims = [self._claim(name, p, naming.STATE_PVC, meta, keep_in_ns)]
+        for restore in clinic.restores:
+            claims.append(self._claim(name, p, naming.restore_pvc(restore.id), meta, keep_in_ns, restore.from_snapshot))
+        pvc = claims[-1]
 
-        self._deployment(name, args, meta, secret, pvc, in_ns)
+        backup = ClinicBackup(
+            f"{name}-backup",
+            ClinicBackupArgs(
+                plan=p,
+                backup=args.backup,
+                orca=args.orca,
+                target=args.backup_target,
+                pool_selector=args.pool_selector,
+                pool_taint=args.pool_taint,
+                provider=args.provider,
+                depends_on=[ns, *claims],
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        before_start: list[pulumi.Resource] = [secret, pvc, backup.pre_upgrade_job]
+        if backup.restore_job is not None:
+            before_start.append(backup.restore_job)
+
+        self._deployment(name, args, meta, before_start, in_ns)
         svc = self._service(name, args, meta, in_ns)
         self._ingress(name, args, meta, in_ns)
         self._network_policies(name, args, meta, in_ns)
         k8s.core.v1.ResourceQuota(
             f"{name}-quota",
             metadata=meta("orca-quota"),
-            # A clinic namespace holds one server, its backup jobs and a restore's volumes: nothing more.
+            # A clinic namespace holds one server, its backup jobs and its volume generations: nothing more.
             spec=k8s.core.v1.ResourceQuotaSpecArgs(
-                hard={"services.loadbalancers": "1", "persistentvolumeclaims": "4", "pods": "8"}
+                hard={
+                    "services.loadbalancers": "1",
+                    "persistentvolumeclaims": str(len(claims) + 1),
+                    "pods": "8",
+                }
             ),
             opts=in_ns,
         )
@@ -181,13 +161,43 @@ class OrcaTenant(pulumi.ComponentResource):
             )
         self.register_outputs({"namespace": ns_name, "hostname": p.fqdn, "privateIp": self.private_ip})
 
+    @staticmethod
+    def _claim(
+        name: str,
+        p: ClinicPlan,
+        claim_name: str,
+        meta: Meta,
+        opts: pulumi.ResourceOptions,
+        from_snapshot: str | None = None,
+    ) -> k8s.core.v1.PersistentVolumeClaim:
+        """A volume generation of the clinic: the original, or one built by a restore. Each is kept for good."""
+        return k8s.core.v1.PersistentVolumeClaim(
+            f"{name}-{claim_name}",
+            metadata=meta(
+                claim_name,
+                {naming.DATA_LABEL: "clinic"},
+                # WaitForFirstConsumer: the claim stays Pending until a pod is scheduled; Pulumi must not wait.
+                annotations={"pulumi.com/skipAwait": "true"},
+            ),
+            spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
+                access_modes=[p.storage.access_mode],
+                storage_class_name=p.storage.storage_class,
+                resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests={"storage": f"{p.claim_gib}Gi"}),
+                data_source=k8s.core.v1.TypedLocalObjectReferenceArgs(
+                    api_group="snapshot.storage.k8s.io", kind="VolumeSnapshot", name=from_snapshot
+                )
+                if from_snapshot
+                else None,
+            ),
+            opts=opts,
+        )
+
     def _deployment(
         self,
         name: str,
         args: OrcaTenantArgs,
         meta: Meta,
-        secret: k8s.core.v1.Secret,
-        pvc: k8s.core.v1.PersistentVolumeClaim,
+        before_start: list[pulumi.Resource],
         opts: pulumi.ResourceOptions,
     ) -> None:
         p = args.plan
@@ -206,19 +216,7 @@ class OrcaTenant(pulumi.ComponentResource):
             k8s.core.v1.VolumeArgs(name=v, empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="2Gi"))
             for v, _ in SCRATCH_DIRS
         ]
-        # Tightest context ORCA tolerates. Loosened on purpose: it runs as root (the monitor and PostgreSQL's
-        # Debian scripts start as root and drop to the orca/postgres users), so it keeps CHOWN, DAC_OVERRIDE,
-        # FOWNER, SETUID, SETGID and KILL; everything else is dropped, and nothing can gain privileges.
-        security = k8s.core.v1.SecurityContextArgs(
-            allow_privilege_escalation=False,
-            privileged=False,
-            read_only_root_filesystem=True,
-            run_as_non_root=False,
-            capabilities=k8s.core.v1.CapabilitiesArgs(
-                drop=["ALL"], add=["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "KILL"]
-            ),
-            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
-        )
+        security = orca_security_context()
         resources = k8s.core.v1.ResourceRequirementsArgs(
             requests={"cpu": size.cpu_request, "memory": size.memory_request},
             limits={"cpu": size.cpu_limit, "memory": size.memory_limit},
@@ -288,7 +286,7 @@ class OrcaTenant(pulumi.ComponentResource):
             name="seed-state",
             image=p.image,
             command=["/bin/sh", "-c", seed_script()],
-            volume_mounts=[k8s.core.v1.VolumeMountArgs(name="state", mount_path="/state")],
+            volume_mounts=[k8s.core.v1.VolumeMountArgs(name="state", mount_path=STATE_MOUNT)],
             resources=k8s.core.v1.ResourceRequirementsArgs(
                 requests={"cpu": "100m", "memory": "128Mi"}, limits={"cpu": "1", "memory": "256Mi"}
             ),
@@ -330,7 +328,8 @@ class OrcaTenant(pulumi.ComponentResource):
                     spec=pod,
                 ),
             ),
-            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[secret, pvc])),
+            # After the credentials, the volume and the backup of the running server (and a restore, if any).
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=before_start)),
         )
 
     def _service(

@@ -8,7 +8,7 @@ headroom, and what a clinic costs per month. The stack's own choice must reach i
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from .catalogue import Catalogue, NodeSize
@@ -62,7 +62,10 @@ class NodeFit:
     nodes_for_clinics: int
     nodes: int  # with failure headroom; the autoscaler floor
     node_monthly_usd: float | None
+    # This stack's clinics on this size, spare node included: what the bill says today.
     per_clinic_monthly_usd: float | None
+    # A full node's share plus storage: what a clinic costs once the platform has grown; compares sizes fairly.
+    per_clinic_at_density_usd: float | None
     cost_is_lower_bound: bool
     used_by_stack: bool = False
 
@@ -128,6 +131,9 @@ def fit(
     nodes = nodes_for_clinics + cap.failure_headroom_nodes
     storage_usd = sum(s.monthly_usd(c.volume_bytes, catalogue) for s, c in zip(strategies, clinics, strict=True))
     per_clinic = None if node.monthly_usd is None else (node.monthly_usd * nodes + storage_usd) / n
+    at_density = None
+    if node.monthly_usd is not None and per_node:
+        at_density = node.monthly_usd / per_node + storage_usd / n
     zrs = settings.storage.sku.endswith("ZRS")
     return NodeFit(
         vm_size=vm_size,
@@ -146,6 +152,7 @@ def fit(
         nodes=nodes,
         node_monthly_usd=node.monthly_usd,
         per_clinic_monthly_usd=None if per_clinic is None else round(per_clinic, 2),
+        per_clinic_at_density_usd=None if at_density is None else round(at_density, 2),
         cost_is_lower_bound=zrs,
     )
 
@@ -165,8 +172,8 @@ def storage_problems(settings: Settings, tenants: TenantsFile, source: str, conf
     return problems
 
 
-def plan_capacity(settings: Settings, tenants: TenantsFile, catalogue: Catalogue) -> CapacityPlan:
-    """The table of alternatives and the stack's own row. Raises InputError when the stack cannot hold its clinics."""
+def capacity_rows(settings: Settings, tenants: TenantsFile, catalogue: Catalogue) -> list[NodeFit]:
+    """One row per catalogued node size and storage strategy, the stack's own choice marked."""
     catalogue = catalogue.with_overrides(settings.capacity.node_prices, settings.capacity.files_premium_per_gib)
     pool = settings.cluster.orca_pool
     # Suspended clinics count: they may be resumed at any time without a pool change.
@@ -176,14 +183,23 @@ def plan_capacity(settings: Settings, tenants: TenantsFile, catalogue: Catalogue
         for name in PLANNED_STRATEGIES:
             row = fit(vm_size, node, name, clinics, settings, catalogue)
             used = vm_size == pool.vm_size and name is settings.storage.strategy
-            rows.append(NodeFit(**{**row.as_dict(), "used_by_stack": used}))
+            rows.append(replace(row, used_by_stack=used))
+    return rows
+
+
+def plan_capacity(
+    settings: Settings, tenants: TenantsFile, catalogue: Catalogue, config_source: str = "stack config"
+) -> CapacityPlan:
+    """The stack's own row, enforced: raises InputError when the stack cannot hold its clinics or its target."""
+    pool = settings.cluster.orca_pool
+    rows = capacity_rows(settings, tenants, catalogue)
     chosen = next((r for r in rows if r.used_by_stack), None)
     where = "orca-platform:cluster.orcaPool.vmSize"
     if chosen is None:
         raise InputError(
             [
                 Problem(
-                    "stack config", where, f"{pool.vm_size} is not in the node catalogue (orca_platform/catalogue.yaml)"
+                    config_source, where, f"{pool.vm_size} is not in the node catalogue (orca_platform/catalogue.yaml)"
                 )
             ]
         )
@@ -192,7 +208,7 @@ def plan_capacity(settings: Settings, tenants: TenantsFile, catalogue: Catalogue
     if chosen.per_node < target:
         problems.append(
             Problem(
-                "stack config",
+                config_source,
                 where,
                 f"{chosen.vm_size} with {chosen.storage} holds {chosen.per_node} clinics per node "
                 f"(binding limit: {chosen.binding}); the density target is {target}. {cheapest_fix(rows, target)}",
@@ -201,9 +217,9 @@ def plan_capacity(settings: Settings, tenants: TenantsFile, catalogue: Catalogue
     elif chosen.nodes > pool.max_count:
         problems.append(
             Problem(
-                "stack config",
+                config_source,
                 "orca-platform:cluster.orcaPool.maxCount",
-                f"{len(clinics)} clinics need {chosen.nodes} {chosen.vm_size} nodes "
+                f"{len(tenants.clinics)} clinics need {chosen.nodes} {chosen.vm_size} nodes "
                 f"({chosen.nodes_for_clinics} at {chosen.per_node} per node, binding limit: {chosen.binding}, plus "
                 f"{settings.capacity.failure_headroom_nodes} spare), but maxCount is {pool.max_count}. "
                 f"Cheapest fix: raise maxCount to {chosen.nodes}.",
@@ -212,7 +228,7 @@ def plan_capacity(settings: Settings, tenants: TenantsFile, catalogue: Catalogue
     if problems:
         raise InputError(problems)
     return CapacityPlan(
-        clinics=len(clinics),
+        clinics=len(tenants.clinics),
         density_target=target,
         chosen=chosen,
         rows=tuple(rows),
@@ -223,11 +239,11 @@ def plan_capacity(settings: Settings, tenants: TenantsFile, catalogue: Catalogue
 
 
 def cheapest_fix(rows: list[NodeFit], target: int) -> str:
-    good = [r for r in rows if r.per_node >= target and r.per_clinic_monthly_usd is not None]
+    good = [r for r in rows if r.per_node >= target and r.per_clinic_at_density_usd is not None]
     if not good:
         return "No catalogued node size and storage strategy reaches it; lower capacity.densityTarget or add sizes."
-    best = min(good, key=lambda r: (r.per_clinic_monthly_usd, r.vcpu))
+    best = min(good, key=lambda r: (r.per_clinic_at_density_usd or 0.0, r.vcpu))
     return (
         f"Cheapest fix: orcaPool.vmSize {best.vm_size} with storage.strategy {best.storage} "
-        f"({best.per_node} per node, about ${best.per_clinic_monthly_usd:.2f} per clinic per month)."
+        f"({best.per_node} per node, about ${best.per_clinic_at_density_usd:.2f} per clinic per month at density)."
     )

@@ -73,7 +73,7 @@ def problems_from_validation(
             ident = item.get(id_key) if isinstance(item, Mapping) else None
             clinic = str(ident) if ident else f"#{index + 1}"
             loc = loc[2:]
-        message = str(e["msg"])
+        message = str(e["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
         if e["type"] == "extra_forbidden":
             message = "unknown field (check the spelling; the README lists every field)"
         elif e["type"] == "missing":

@@ -31,9 +31,13 @@ def record_name(host: str, zone: str) -> str:
     return host[: -(len(zone) + 1)]
 
 
+def restore_pvc(restore_id: str) -> str:
+    return f"{STATE_PVC}-{restore_id}"
+
+
 def state_pvc(clinic: Clinic) -> str:
-    """The clinic's data volume claim; a restore starts a new generation beside the old one."""
-    return f"{STATE_PVC}-{clinic.restore.id}" if clinic.restore else STATE_PVC
+    """The clinic's current data volume claim; a restore starts a new generation beside the old ones."""
+    return restore_pvc(clinic.restore.id) if clinic.restore else STATE_PVC
 
 
 def clinic_labels(clinic_id: str, role: str = ORCA_ROLE) -> dict[str, str]:

@@ -189,8 +189,9 @@ class Backup(Strict):
     storage_sku: Literal["Standard_LRS", "Standard_ZRS", "Standard_GRS", "Standard_GZRS", "Standard_RAGZRS"] = (
         "Standard_ZRS"
     )
-    # Locking makes the immutability policy irreversible. Prod locks; dev keeps it unlocked to stay disposable.
-    lock_immutability: bool = False
+    # A CanNotDelete management lock on the backup account (prod). Locking the containers' immutability policies
+    # is a one-way step Azure only offers as an action: see the README's backup runbook.
+    delete_lock: bool = False
 
 
 class Settings(Strict):

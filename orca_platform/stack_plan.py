@@ -73,7 +73,7 @@ def plan_stack(
     problems += storage_problems(settings, tenants, tenants_source, config_source)
     if problems:
         raise InputError(problems)
-    capacity = plan_capacity(settings, tenants, catalogue)
+    capacity = plan_capacity(settings, tenants, catalogue, config_source)
     backup = settings.backup
     clinics = []
     for c in tenants.clinics:

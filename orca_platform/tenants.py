@@ -9,9 +9,19 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
+from .backup_plan import snapshot_volume
 from .errors import InputError, Problem, problems_from_validation
 from .quantities import parse_bytes
 from .yamlio import load_yaml_file
@@ -89,9 +99,9 @@ class ClinicBackup(Strict):
 
 
 class ClinicRestore(Strict):
-    """Build this clinic's volume anew from a backup. The previous volume is left untouched and protected."""
+    """Build this clinic's volume anew from a backup. Every earlier volume is left untouched and protected."""
 
-    # Names the new volume generation (PVC orca-state-<id>); change it for each restore.
+    # Names the new volume generation (PVC orca-state-<id>).
     id: Annotated[str, Field(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,18}[a-z0-9])?$")]
     # Exactly one of these: a VolumeSnapshot in the clinic's namespace, or a pg_dump blob in the backup account.
     from_snapshot: Annotated[str, Field(pattern=r"^[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?$")] | None = None
@@ -116,7 +126,9 @@ class Clinic(Strict):
     image: ImageRef | None = None
     storage: StorageStrategyName | None = None
     backup: ClinicBackup | None = None
-    restore: ClinicRestore | None = None
+    # Append-only history of restores: the last one is the volume ORCA runs on; the earlier volumes (and the
+    # original orca-state) stay registered and protected until an operator retires them on purpose.
+    restores: list[ClinicRestore] = Field(default_factory=list)
 
     @field_validator("id")
     @classmethod
@@ -164,6 +176,40 @@ class Clinic(Strict):
         if dup:
             raise ValueError(f"lists {dup[0]} twice")
         return value
+
+    @field_validator("restores")
+    @classmethod
+    def _restores(cls, value: list[ClinicRestore], info: ValidationInfo) -> list[ClinicRestore]:
+        """Each restore has a new id and reads only this clinic's own backups of an older volume generation."""
+        clinic_id = info.data.get("id", "")
+        generations = ["orca-state"]
+        for r in value:
+            if f"orca-state-{r.id}" in generations:
+                raise ValueError(f"restore id {r.id!r} is used twice: each restore needs a new id")
+            if r.from_snapshot is not None:
+                volume = snapshot_volume(r.from_snapshot)
+                if volume is None:
+                    raise ValueError(
+                        f"{r.id}: fromSnapshot {r.from_snapshot!r} is not a snapshot this platform takes "
+                        "(<volume>-<YYYYMMDDhhmmss> or <volume>-pre-upgrade-<YYYYMMDDhhmmss>)"
+                    )
+                if volume not in generations:
+                    raise ValueError(
+                        f"{r.id}: fromSnapshot {r.from_snapshot!r} is of volume {volume!r}, which is not an "
+                        f"earlier volume of this clinic ({', '.join(generations)})"
+                    )
+            if r.from_dump is not None and r.from_dump.split("/")[1] != clinic_id:
+                raise ValueError(
+                    f"{r.id}: fromDump {r.from_dump!r} belongs to another clinic; this clinic restores only from "
+                    f"daily/{clinic_id}/... or monthly/{clinic_id}/..."
+                )
+            generations.append(f"orca-state-{r.id}")
+        return value
+
+    @property
+    def restore(self) -> ClinicRestore | None:
+        """The restore whose volume is current, if any."""
+        return self.restores[-1] if self.restores else None
 
     @property
     def volume_bytes(self) -> int:

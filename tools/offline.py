@@ -97,14 +97,26 @@ def reveal(value: Any) -> Any:
 
 
 def redact(value: Any) -> Any:
-    """Replace every secret with a marker, as anything written to disk must."""
+    """Replace every secret with a marker, as anything written to disk must.
+
+    A secret map or list keeps its shape (each leaf becomes the marker), so a redacted Secret's stringData is still
+    a map of strings and the rendered manifest still validates against its schema.
+    """
     if is_secret(value):
-        return "[secret]"
+        return _redact_leaves(reveal(value.get("value")))
     if isinstance(value, dict):
         return {k: redact(v) for k, v in value.items()}
     if isinstance(value, list):
         return [redact(v) for v in value]
     return value
+
+
+def _redact_leaves(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _redact_leaves(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_leaves(v) for v in value]
+    return "[secret]"
 
 
 def _kubeconfig() -> str:
@@ -268,6 +280,7 @@ def run_program(
     cwd = Path.cwd()
     os.chdir(PROJECT_DIR)
     try:
+
         def program() -> None:
             runpy.run_path(str(main), run_name="__main__")
 

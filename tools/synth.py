@@ -14,6 +14,7 @@ import shutil
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -26,8 +27,19 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
 
 
+def integral(value: Any) -> Any:
+    """Numbers cross the mock monitor as doubles (protobuf Struct); the provider sends Kubernetes integers."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: integral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [integral(v) for v in value]
+    return value
+
+
 def render_k8s(res: Registered) -> tuple[Path, str]:
-    body = redact(res.inputs)
+    body = integral(redact(res.inputs))
     meta = body.get("metadata") or {}
     ns = meta.get("namespace") or "_cluster"
     path = Path("k8s") / ns / f"{body.get('kind', 'Object')}-{_safe(meta.get('name') or res.name)}.yaml"

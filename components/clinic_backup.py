@@ -1,0 +1,393 @@
+"""ClinicBackup: one clinic's snapshots, database dumps, pre-upgrade backup and dump restore.
+
+The jobs run an operator-built tools image (sh, kubectl, azcopy) under the clinic's own service account, which can
+act only inside the clinic's namespace and, through workload identity, write only under the clinic's blob prefix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+from pulumi_azure_native import authorization, managedidentity
+
+from orca_platform import backup_plan, naming, orca_image
+from orca_platform import settings as model
+from orca_platform.stack_plan import ClinicPlan
+
+from .k8s_objects import ApiObject, Meta
+from .pod_security import orca_security_context, tools_pod_security, tools_security_context
+
+WORK = "/work"
+SCRIPTS_MOUNT = "/scripts"
+
+
+@dataclass(frozen=True)
+class BackupTarget:
+    """Where dumps go and who may write them: the platform's BackupStorage and the cluster's OIDC issuer."""
+
+    account_id: pulumi.Input[str]
+    blob_url: pulumi.Input[str]
+    resource_group_name: pulumi.Input[str]
+    location: str
+    oidc_issuer_url: pulumi.Input[str]
+    subscription_id: pulumi.Input[str]
+    snapshot_class: str
+    tags: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ClinicBackupArgs:
+    plan: ClinicPlan
+    backup: model.Backup
+    orca: model.Orca
+    target: BackupTarget
+    pool_selector: dict[str, str]
+    pool_taint: tuple[str, str]
+    provider: k8s.Provider
+    depends_on: list[pulumi.Resource]
+
+
+class ClinicBackup(pulumi.ComponentResource):
+    """Backs up one clinic; exposes the Jobs the ORCA Deployment must wait for."""
+
+    pre_upgrade_job: k8s.batch.v1.Job
+    restore_job: k8s.batch.v1.Job | None
+
+    def __init__(self, name: str, args: ClinicBackupArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("orca:platform:ClinicBackup", name, None, opts)
+        p = args.plan
+        self._args = args
+        ns = p.namespace
+        labels = naming.clinic_labels(p.id, naming.BACKUP_ROLE)
+        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=args.depends_on)
+        t = args.target
+
+        # An identity per clinic: its federated credential trusts only this namespace's service account, and its
+        # role assignment reaches only blobs under '<clinic>/'. Dumps are immutable once written.
+        identity = managedidentity.UserAssignedIdentity(
+            f"{name}-identity",
+            resource_name_=f"id-backup-{p.id}",
+            resource_group_name=t.resource_group_name,
+            location=t.location,
+            tags=t.tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        managedidentity.FederatedIdentityCredential(
+            f"{name}-federation",
+            federated_identity_credential_resource_name="aks-orca-backup",
+            resource_name_=identity.name,
+            resource_group_name=t.resource_group_name,
+            issuer=t.oidc_issuer_url,
+            subject=backup_plan.workload_subject(ns),
+            audiences=[backup_plan.WORKLOAD_AUDIENCE],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        assignment = random.RandomUuid(f"{name}-blob-role-id", opts=pulumi.ResourceOptions(parent=self))
+        authorization.RoleAssignment(
+            f"{name}-blob-role",
+            role_assignment_name=assignment.result,
+            scope=t.account_id,
+            principal_id=identity.principal_id,
+            principal_type="ServicePrincipal",
+            role_definition_id=pulumi.Output.from_input(t.subscription_id).apply(
+                lambda sub: (
+                    f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/"
+                    f"{backup_plan.BLOB_DATA_CONTRIBUTOR}"
+                )
+            ),
+            condition=backup_plan.blob_condition(p.id),
+            condition_version="2.0",
+            description=f"pg_dump archives of clinic {p.id}, under its own prefix only",
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+        def meta(name_: str, annotations: dict[str, str] | None = None) -> k8s.meta.v1.ObjectMetaArgs:
+            return k8s.meta.v1.ObjectMetaArgs(name=name_, namespace=ns, labels=labels, annotations=annotations)
+
+        sa = k8s.core.v1.ServiceAccount(
+            f"{name}-sa",
+            metadata=meta(
+                backup_plan.SERVICE_ACCOUNT,
+                {"azure.workload.identity/client-id": identity.client_id},  # type: ignore[dict-item]
+            ),
+            opts=k8s_opts,
+        )
+        role = k8s.rbac.v1.Role(
+            f"{name}-role",
+            metadata=meta(backup_plan.SERVICE_ACCOUNT),
+            # Only what the scripts do, only in this namespace: find the ORCA pod, run pg_dump in it, manage snapshots.
+            rules=[
+                k8s.rbac.v1.PolicyRuleArgs(api_groups=[""], resources=["pods"], verbs=["get", "list"]),
+                k8s.rbac.v1.PolicyRuleArgs(api_groups=[""], resources=["pods/exec"], verbs=["create"]),
+                k8s.rbac.v1.PolicyRuleArgs(api_groups=[""], resources=["persistentvolumeclaims"], verbs=["get"]),
+                k8s.rbac.v1.PolicyRuleArgs(
+                    api_groups=["snapshot.storage.k8s.io"],
+                    resources=["volumesnapshots"],
+                    verbs=["get", "list", "watch", "create", "delete"],
+                ),
+            ],
+            opts=k8s_opts,
+        )
+        binding = k8s.rbac.v1.RoleBinding(
+            f"{name}-rolebinding",
+            metadata=meta(backup_plan.SERVICE_ACCOUNT),
+            role_ref=k8s.rbac.v1.RoleRefArgs(
+                api_group="rbac.authorization.k8s.io", kind="Role", name=backup_plan.SERVICE_ACCOUNT
+            ),
+            subjects=[k8s.rbac.v1.SubjectArgs(kind="ServiceAccount", name=backup_plan.SERVICE_ACCOUNT, namespace=ns)],
+            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[role, sa])),
+        )
+        scripts = k8s.core.v1.ConfigMap(
+            f"{name}-scripts",
+            metadata=meta(backup_plan.SCRIPTS),
+            data=backup_plan.scripts(args.orca.postgres_version),
+            opts=k8s_opts,
+        )
+        ready = pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[binding, scripts]))
+
+        suspended = not p.clinic.active
+        self._cron(f"{name}-snapshots", "orca-snapshots", p.snapshot_schedule, "snapshot.sh", suspended, meta, ready)
+        self._cron(f"{name}-dumps", "orca-dumps", p.dump_schedule, "dump.sh", suspended, meta, ready)
+
+        # Before a new image touches the volume: a snapshot and a dump, named after the image so that a changed
+        # image means a new Job, which Pulumi runs to completion before it updates the Deployment.
+        self.pre_upgrade_job = k8s.batch.v1.Job(
+            f"{name}-pre-upgrade",
+            metadata=meta(f"orca-pre-upgrade-{backup_plan.image_fingerprint(p.image)}"),
+            spec=self._job_spec(self._tools_pod("pre-upgrade.sh"), deadline=7200),
+            opts=ready,
+        )
+
+        self.restore_job = None
+        restore = p.clinic.restore
+        if restore is not None and restore.from_dump is not None:
+            self.restore_job = k8s.batch.v1.Job(
+                f"{name}-restore-{restore.id}",
+                metadata=meta(f"orca-restore-{restore.id}"),
+                spec=self._job_spec(self._restore_pod(restore.id, restore.from_dump), deadline=14400),
+                opts=ready,
+            )
+
+        self._network_policies(name, meta, k8s_opts)
+        self.register_outputs({"identity": identity.client_id})
+
+    # -- pods -------------------------------------------------------------------------------------------------
+
+    def _env(self, extra: dict[str, str] | None = None) -> list[k8s.core.v1.EnvVarArgs]:
+        a = self._args
+        p = a.plan
+        values: dict[str, pulumi.Input[str]] = {
+            "CLINIC": p.id,
+            "PVC": p.pvc_name,
+            "SELECTOR": ",".join(f"{k}={v}" for k, v in naming.selector(p.id).items()),
+            "SNAPSHOT_CLASS": a.target.snapshot_class,
+            "RETAIN": str(a.backup.snapshot_retention_count),
+            "BLOB_URL": a.target.blob_url,
+            # azcopy keeps logs and job plans under HOME; the root file system is read-only.
+            "HOME": WORK,
+            "AZCOPY_LOG_LOCATION": f"{WORK}/azcopy",
+            "AZCOPY_JOB_PLAN_LOCATION": f"{WORK}/azcopy",
+            **(extra or {}),
+        }
+        return [k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in values.items()]
+
+    def _volumes(self) -> list[k8s.core.v1.VolumeArgs]:
+        return [
+            k8s.core.v1.VolumeArgs(
+                name="scripts",
+                config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=backup_plan.SCRIPTS, default_mode=0o555),
+            ),
+            # A dump passes through here on its way to blob storage: sized for the clinic's volume.
+            k8s.core.v1.VolumeArgs(
+                name="work", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit=f"{self._args.plan.claim_gib}Gi")
+            ),
+        ]
+
+    def _tools_container(
+        self, name: str, script: str, extra_env: dict[str, str] | None = None
+    ) -> k8s.core.v1.ContainerArgs:
+        return k8s.core.v1.ContainerArgs(
+            name=name,
+            image=self._args.backup.tools_image,
+            command=["/bin/sh", f"{SCRIPTS_MOUNT}/{script}"],
+            env=self._env(extra_env),
+            volume_mounts=[
+                k8s.core.v1.VolumeMountArgs(name="scripts", mount_path=SCRIPTS_MOUNT, read_only=True),
+                k8s.core.v1.VolumeMountArgs(name="work", mount_path=WORK),
+            ],
+            resources=k8s.core.v1.ResourceRequirementsArgs(
+                requests={"cpu": "50m", "memory": "128Mi"}, limits={"cpu": "1", "memory": "512Mi"}
+            ),
+            security_context=tools_security_context(),
+        )
+
+    def _pod_spec(
+        self,
+        containers: list[k8s.core.v1.ContainerArgs],
+        init_containers: list[k8s.core.v1.ContainerArgs] | None = None,
+        extra_volumes: list[k8s.core.v1.VolumeArgs] | None = None,
+        as_root: bool = False,
+    ) -> k8s.core.v1.PodTemplateSpecArgs:
+        a = self._args
+        key, value = a.pool_taint
+        return k8s.core.v1.PodTemplateSpecArgs(
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                labels={**naming.clinic_labels(a.plan.id, naming.BACKUP_ROLE), "azure.workload.identity/use": "true"}
+            ),
+            spec=k8s.core.v1.PodSpecArgs(
+                service_account_name=backup_plan.SERVICE_ACCOUNT,
+                # kubectl needs the service account's token; its Role ends at this namespace.
+                automount_service_account_token=True,
+                restart_policy="Never",
+                node_selector=a.pool_selector,
+                tolerations=[k8s.core.v1.TolerationArgs(key=key, operator="Equal", value=value, effect="NoSchedule")],
+                security_context=None if as_root else tools_pod_security(),
+                init_containers=init_containers,
+                containers=containers,
+                volumes=self._volumes() + (extra_volumes or []),
+            ),
+        )
+
+    def _tools_pod(self, script: str) -> k8s.core.v1.PodTemplateSpecArgs:
+        return self._pod_spec([self._tools_container("backup", script)])
+
+    def _restore_pod(self, restore_id: str, dump: str) -> k8s.core.v1.PodTemplateSpecArgs:
+        """Fetch the dump, seed the new volume from the image, load the dump into its PostgreSQL: before ORCA starts."""
+        a = self._args
+        p = a.plan
+        env_extra = {"RESTORE_ID": restore_id, "DUMP": dump}
+        state_mounts = [
+            k8s.core.v1.VolumeMountArgs(name="state", mount_path=path, sub_path=sub)
+            for sub, path in orca_image.STATE_DIRS
+        ]
+        scratch = [k8s.core.v1.VolumeMountArgs(name=v, mount_path=path) for v, path in orca_image.SCRATCH_DIRS]
+        orca_env = [
+            *self._env(env_extra),
+            k8s.core.v1.EnvVarArgs(name="ORCA_DB_NAME", value="orca"),
+            k8s.core.v1.EnvVarArgs(name="TZ", value=a.orca.timezone),
+        ]
+        seed = k8s.core.v1.ContainerArgs(
+            name="seed-state",
+            image=p.image,
+            command=["/bin/sh", "-c", orca_image.seed_script()],
+            volume_mounts=[k8s.core.v1.VolumeMountArgs(name="state", mount_path=orca_image.STATE_MOUNT)],
+            resources=k8s.core.v1.ResourceRequirementsArgs(
+                requests={"cpu": "100m", "memory": "128Mi"}, limits={"cpu": "1", "memory": "256Mi"}
+            ),
+            security_context=orca_security_context(),
+        )
+        fetch = self._tools_container("fetch-dump", "restore-fetch.sh", env_extra)
+        apply = k8s.core.v1.ContainerArgs(
+            name="restore",
+            image=p.image,
+            command=["/bin/sh", f"{SCRIPTS_MOUNT}/restore-apply.sh"],
+            env=orca_env,
+            volume_mounts=[
+                *state_mounts,
+                *scratch,
+                k8s.core.v1.VolumeMountArgs(name="state", mount_path=orca_image.STATE_MOUNT),
+                k8s.core.v1.VolumeMountArgs(name="scripts", mount_path=SCRIPTS_MOUNT, read_only=True),
+                k8s.core.v1.VolumeMountArgs(name="work", mount_path=WORK, read_only=True),
+            ],
+            resources=k8s.core.v1.ResourceRequirementsArgs(
+                requests={"cpu": p.size.cpu_request, "memory": p.size.memory_request},
+                limits={"cpu": p.size.cpu_limit, "memory": p.size.memory_limit},
+            ),
+            security_context=orca_security_context(),
+        )
+        volumes = [
+            k8s.core.v1.VolumeArgs(
+                name="state",
+                persistent_volume_claim=k8s.core.v1.PersistentVolumeClaimVolumeSourceArgs(claim_name=p.pvc_name),
+            )
+        ] + [
+            k8s.core.v1.VolumeArgs(name=v, empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="2Gi"))
+            for v, _ in orca_image.SCRATCH_DIRS
+        ]
+        return self._pod_spec([apply], init_containers=[seed, fetch], extra_volumes=volumes, as_root=True)
+
+    @staticmethod
+    def _job_spec(pod: k8s.core.v1.PodTemplateSpecArgs, deadline: int) -> k8s.batch.v1.JobSpecArgs:
+        return k8s.batch.v1.JobSpecArgs(backoff_limit=2, active_deadline_seconds=deadline, template=pod)
+
+    def _cron(
+        self,
+        resource_name: str,
+        object_name: str,
+        schedule: str,
+        script: str,
+        suspended: bool,
+        meta: Meta,
+        opts: pulumi.ResourceOptions,
+    ) -> None:
+        k8s.batch.v1.CronJob(
+            resource_name,
+            metadata=meta(object_name),
+            spec=k8s.batch.v1.CronJobSpecArgs(
+                schedule=schedule,
+                time_zone=self._args.orca.timezone,
+                # A suspended clinic has no server to dump and a volume that does not change.
+                suspend=suspended,
+                concurrency_policy="Forbid",
+                starting_deadline_seconds=3600,
+                # The failure signal: failed runs stay listed (kubectl get jobs -n <ns>) for the on-call to see.
+                successful_jobs_history_limit=3,
+                failed_jobs_history_limit=5,
+                job_template=k8s.batch.v1.JobTemplateSpecArgs(spec=self._job_spec(self._tools_pod(script), 3600)),
+            ),
+            opts=opts,
+        )
+
+    def _network_policies(self, name: str, meta: Meta, opts: pulumi.ResourceOptions) -> None:
+        np = k8s.networking.v1
+        selector = k8s.meta.v1.LabelSelectorArgs(match_labels=naming.selector(self._args.plan.id, naming.BACKUP_ROLE))
+        # Backup pods accept nothing and speak HTTPS only: to the API server (exec, snapshots), to Entra ID (token
+        # exchange) and to the backup account's private endpoint.
+        np.NetworkPolicy(
+            f"{name}-egress",
+            metadata=meta("orca-backup"),
+            spec=np.NetworkPolicySpecArgs(
+                pod_selector=selector,
+                policy_types=["Ingress", "Egress"],
+                egress=[
+                    np.NetworkPolicyEgressRuleArgs(
+                        to=[
+                            np.NetworkPolicyPeerArgs(
+                                namespace_selector=k8s.meta.v1.LabelSelectorArgs(
+                                    match_labels={"kubernetes.io/metadata.name": "kube-system"}
+                                ),
+                                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"k8s-app": "kube-dns"}),
+                            )
+                        ],
+                        ports=[
+                            np.NetworkPolicyPortArgs(protocol="UDP", port=53),
+                            np.NetworkPolicyPortArgs(protocol="TCP", port=53),
+                        ],
+                    ),
+                    np.NetworkPolicyEgressRuleArgs(
+                        to=[np.NetworkPolicyPeerArgs(ip_block=np.IPBlockArgs(cidr="0.0.0.0/0"))],
+                        ports=[np.NetworkPolicyPortArgs(protocol="TCP", port=443)],
+                    ),
+                ],
+            ),
+            opts=opts,
+        )
+        # Cilium gives the API server its own identity, which ipBlock rules do not match: allow it by entity.
+        ApiObject(
+            f"{name}-apiserver",
+            api_version="cilium.io/v2",
+            kind="CiliumNetworkPolicy",
+            metadata=meta("orca-backup-apiserver"),
+            fields={
+                "spec": {
+                    "endpointSelector": {"matchLabels": naming.selector(self._args.plan.id, naming.BACKUP_ROLE)},
+                    "egress": [
+                        {"toEntities": ["kube-apiserver"], "toPorts": [{"ports": [{"port": "443", "protocol": "TCP"}]}]}
+                    ],
+                }
+            },
+            opts=opts,
+        )

@@ -21,6 +21,13 @@ from .k8s_objects import ApiObject, Meta
 from .pod_security import orca_security_context, tools_pod_security, tools_security_context
 
 WORK = "/work"
+
+
+def await_for(seconds: int) -> dict[str, str]:
+    """Pulumi waits for a Job to complete, 10 minutes by default: a dump or restore of a large clinic takes longer."""
+    return {"pulumi.com/timeoutSeconds": str(seconds)}
+
+
 SCRIPTS_MOUNT = "/scripts"
 
 
@@ -156,7 +163,7 @@ class ClinicBackup(pulumi.ComponentResource):
         # image means a new Job, which Pulumi runs to completion before it updates the Deployment.
         self.pre_upgrade_job = k8s.batch.v1.Job(
             f"{name}-pre-upgrade",
-            metadata=meta(f"orca-pre-upgrade-{backup_plan.image_fingerprint(p.image)}"),
+            metadata=meta(f"orca-pre-upgrade-{backup_plan.image_fingerprint(p.image)}", await_for(7200)),
             spec=self._job_spec(self._tools_pod("pre-upgrade.sh"), deadline=7200),
             opts=ready,
         )
@@ -166,7 +173,7 @@ class ClinicBackup(pulumi.ComponentResource):
         if restore is not None and restore.from_dump is not None:
             self.restore_job = k8s.batch.v1.Job(
                 f"{name}-restore-{restore.id}",
-                metadata=meta(f"orca-restore-{restore.id}"),
+                metadata=meta(f"orca-restore-{restore.id}", await_for(14400)),
                 spec=self._job_spec(self._restore_pod(restore.id, restore.from_dump), deadline=14400),
                 opts=ready,
             )

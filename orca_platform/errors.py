@@ -80,7 +80,7 @@ def problems_from_validation(
             message = "is required"
         if "input" in e and e["type"] not in ("missing", "extra_forbidden"):
             shown = e["input"]
-            if isinstance(shown, (str, int, float, bool)):
+            if isinstance(shown, (str, int, float, bool)) and "(got " not in message:
                 message += f" (got {shown!r})"
         field = _dotted(loc)
         if prefix:

@@ -27,9 +27,9 @@ class StorageStrategy:
     # Azure bills at least this much per volume, whatever the claim asks for.
     minimum_gib: int = 0
     snapshot_driver: str = ""
-    # ReadWriteOncePod makes the API server refuse a second pod on the volume; the Azure Files driver does not
-    # advertise it, so NFS volumes rely on ReadWriteOnce plus the Deployment's Recreate strategy.
-    access_mode: str = "ReadWriteOnce"
+    # ReadWriteOncePod: the API server refuses a second pod on the volume, whatever the node (both Azure CSI
+    # drivers advertise SINGLE_NODE_SINGLE_WRITER).
+    access_mode: str = "ReadWriteOncePod"
     why: str = ""
 
     @property
@@ -73,7 +73,6 @@ def strategy(name: StorageStrategyName, sku: str) -> StorageStrategy:
             attaches_per_volume=True,
             minimum_gib=1,
             snapshot_driver="disk.csi.azure.com",
-            access_mode="ReadWriteOncePod",
             why="one Managed Disk per clinic: simple and fast, but each clinic takes one of the node's data-disk slots",
         )
     return StorageStrategy(

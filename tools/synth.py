@@ -39,7 +39,10 @@ def integral(value: Any) -> Any:
 
 
 def render_k8s(res: Registered) -> tuple[Path, str]:
-    body = integral(redact(res.inputs))
+    raw = integral(redact(res.inputs))
+    # Conventional order for people reading the manifest: apiVersion, kind, metadata, then the rest.
+    first = ("apiVersion", "kind", "metadata")
+    body = {k: raw[k] for k in first if k in raw} | {k: v for k, v in raw.items() if k not in first}
     meta = body.get("metadata") or {}
     ns = meta.get("namespace") or "_cluster"
     path = Path("k8s") / ns / f"{body.get('kind', 'Object')}-{_safe(meta.get('name') or res.name)}.yaml"

@@ -67,8 +67,8 @@ backups = BackupStorage(
     BackupStorageArgs(
         settings=s.backup,
         name_prefix=f"{s.name_prefix}{env}",
+        resource_group=naming.azure_name(s, "rg") + "-backup",
         location=s.location,
-        resource_group_name=network.resource_group_name,
         vnet_id=network.vnet_id,
         private_endpoint_subnet_id=network.private_endpoint_subnet_id,
         tags=tags,
@@ -81,7 +81,7 @@ def backup_target(snapshot_driver: str) -> BackupTarget:
     return BackupTarget(
         account_id=backups.account_id,
         blob_url=backups.blob_url,
-        resource_group_name=network.resource_group_name,
+        resource_group_name=backups.resource_group_name,
         location=s.location,
         oidc_issuer_url=cluster.oidc_issuer_url,
         subscription_id=subscription_id,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_random as random
-from pulumi_azure_native import authorization, network, privatedns, storage
+from pulumi_azure_native import authorization, network, privatedns, resources, storage
 
 from orca_platform import settings as model
 from orca_platform.backup_plan import DAILY, MONTHLY
@@ -16,14 +16,15 @@ from orca_platform.backup_plan import DAILY, MONTHLY
 class BackupStorageArgs:
     settings: model.Backup
     name_prefix: str  # lowercase letters and digits, e.g. 'orcaprod'
+    resource_group: str  # a group of its own: nothing else in it, no other identity's roles reach it
     location: str
-    resource_group_name: pulumi.Input[str]
     vnet_id: pulumi.Input[str]
     private_endpoint_subnet_id: pulumi.Input[str]
     tags: dict[str, str]
 
 
 class BackupStorage(pulumi.ComponentResource):
+    resource_group_name: pulumi.Output[str]
     account_id: pulumi.Output[str]
     account_name: pulumi.Output[str]
     blob_url: pulumi.Output[str]
@@ -35,12 +36,18 @@ class BackupStorage(pulumi.ComponentResource):
         # Holds years of clinic records: never deleted or replaced by a routine update.
         keep = pulumi.ResourceOptions(parent=self, protect=True)
 
+        group = resources.ResourceGroup(
+            "backup-rg", resource_group_name=args.resource_group, location=args.location, tags=args.tags, opts=keep
+        )
+        self.resource_group_name = group.name
+        rg = group.name
+
         # Account names are global; a random suffix (kept, like the account) avoids collisions between tenants.
         suffix = random.RandomString("backup-suffix", length=6, special=False, upper=False, opts=keep)
         account = storage.StorageAccount(
             "backup-account",
             account_name=suffix.result.apply(lambda x: f"st{args.name_prefix}{x}"[:24]),
-            resource_group_name=args.resource_group_name,
+            resource_group_name=rg,
             location=args.location,
             kind="StorageV2",
             sku=storage.SkuArgs(name=s.storage_sku),
@@ -67,7 +74,7 @@ class BackupStorage(pulumi.ComponentResource):
         storage.BlobServiceProperties(
             "backup-blob-service",
             account_name=account.name,
-            resource_group_name=args.resource_group_name,
+            resource_group_name=rg,
             blob_services_name="default",
             delete_retention_policy=storage.DeleteRetentionPolicyArgs(enabled=True, days=14),
             container_delete_retention_policy=storage.DeleteRetentionPolicyArgs(enabled=True, days=14),
@@ -80,7 +87,7 @@ class BackupStorage(pulumi.ComponentResource):
                 f"backup-{container}",
                 container_name=container,
                 account_name=account.name,
-                resource_group_name=args.resource_group_name,
+                resource_group_name=rg,
                 public_access=storage.PublicAccess.NONE,
                 opts=keep,
             )
@@ -89,7 +96,7 @@ class BackupStorage(pulumi.ComponentResource):
                 f"backup-{container}-immutability",
                 account_name=account.name,
                 container_name=c.name,
-                resource_group_name=args.resource_group_name,
+                resource_group_name=rg,
                 immutability_policy_name="default",
                 immutability_period_since_creation_in_days=days,
                 allow_protected_append_writes=False,
@@ -100,7 +107,7 @@ class BackupStorage(pulumi.ComponentResource):
         storage.ManagementPolicy(
             "backup-lifecycle",
             account_name=account.name,
-            resource_group_name=args.resource_group_name,
+            resource_group_name=rg,
             management_policy_name="default",
             policy=storage.ManagementPolicySchemaArgs(
                 rules=[
@@ -130,7 +137,7 @@ class BackupStorage(pulumi.ComponentResource):
         zone = privatedns.PrivateZone(
             "backup-dns-zone",
             private_zone_name="privatelink.blob.core.windows.net",
-            resource_group_name=args.resource_group_name,
+            resource_group_name=rg,
             location="global",
             tags=args.tags,
             opts=child,
@@ -138,7 +145,7 @@ class BackupStorage(pulumi.ComponentResource):
         privatedns.VirtualNetworkLink(
             "backup-dns-link",
             private_zone_name=zone.name,
-            resource_group_name=args.resource_group_name,
+            resource_group_name=rg,
             location="global",
             virtual_network=privatedns.SubResourceArgs(id=args.vnet_id),
             registration_enabled=False,
@@ -146,7 +153,7 @@ class BackupStorage(pulumi.ComponentResource):
         )
         endpoint = network.PrivateEndpoint(
             "backup-endpoint",
-            resource_group_name=args.resource_group_name,
+            resource_group_name=rg,
             location=args.location,
             subnet=network.SubnetArgs(id=args.private_endpoint_subnet_id),
             private_link_service_connections=[
@@ -160,7 +167,7 @@ class BackupStorage(pulumi.ComponentResource):
         network.PrivateDnsZoneGroup(
             "backup-endpoint-dns",
             private_endpoint_name=endpoint.name,
-            resource_group_name=args.resource_group_name,
+            resource_group_name=rg,
             private_dns_zone_group_name="default",
             private_dns_zone_configs=[network.PrivateDnsZoneConfigArgs(name="blob", private_dns_zone_id=zone.id)],
             opts=child,
@@ -169,7 +176,7 @@ class BackupStorage(pulumi.ComponentResource):
         if s.delete_lock:
             authorization.ManagementLockAtResourceLevel(
                 "backup-delete-lock",
-                resource_group_name=args.resource_group_name,
+                resource_group_name=rg,
                 resource_provider_namespace="Microsoft.Storage",
                 # The storage resource provider's API version the lock call is made with.
                 api_version="2023-05-01",

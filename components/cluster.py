@@ -16,8 +16,11 @@ from orca_platform.storage import StorageStrategy
 
 from .k8s_objects import ApiObject
 
-# Built-in role "Network Contributor": the cluster identity places internal load balancers in our subnet.
-NETWORK_CONTRIBUTOR = "4d97b98b-1d4f-4787-a291-c67834d212e7"
+# Built-in role "Contributor" on the network resource group: the cluster identity places internal load balancer
+# frontends in our subnets, and the Azure Files driver creates each NFS share's private endpoint and its
+# privatelink DNS zone there (AKS docs, "Azure Files NFS with a private endpoint"). Clinic archives live in a
+# resource group of their own, out of this identity's reach.
+CONTRIBUTOR = "b24988ac-6180-42a0-ab88-20f7382dd24c"
 ORCA_POOL_LABEL = "orca-platform.io/pool"
 ORCA_POOL_VALUE = "orca"
 ORCA_TAINT = f"{ORCA_POOL_LABEL}={ORCA_POOL_VALUE}:NoSchedule"
@@ -60,15 +63,18 @@ class Cluster(pulumi.ComponentResource):
             opts=child,
         )
         assignment_id = random.RandomUuid("ra-aks-network", opts=child)
+        network_rg = pulumi.Output.all(client.subscription_id, args.resource_group_name).apply(
+            lambda v: f"/subscriptions/{v[0]}/resourceGroups/{v[1]}"
+        )
         role = authorization.RoleAssignment(
             "ra-aks-network",
             role_assignment_name=assignment_id.result,
-            scope=args.vnet_id,
+            scope=network_rg,
             principal_id=identity.principal_id,
             principal_type="ServicePrincipal",
             role_definition_id=client.subscription_id.apply(
                 lambda sub: (
-                    f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{NETWORK_CONTRIBUTOR}"
+                    f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{CONTRIBUTOR}"
                 )
             ),
             opts=child,

@@ -21,6 +21,8 @@ from .k8s_objects import ApiObject
 # privatelink DNS zone there (AKS docs, "Azure Files NFS with a private endpoint"). Clinic archives live in a
 # resource group of their own, out of this identity's reach.
 CONTRIBUTOR = "b24988ac-6180-42a0-ab88-20f7382dd24c"
+# "Azure Kubernetes Service RBAC Cluster Admin", granted to the operators' Entra groups.
+AKS_RBAC_CLUSTER_ADMIN = "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"
 ORCA_POOL_LABEL = "orca-platform.io/pool"
 ORCA_POOL_VALUE = "orca"
 ORCA_TAINT = f"{ORCA_POOL_LABEL}={ORCA_POOL_VALUE}:NoSchedule"
@@ -73,9 +75,7 @@ class Cluster(pulumi.ComponentResource):
             principal_id=identity.principal_id,
             principal_type="ServicePrincipal",
             role_definition_id=client.subscription_id.apply(
-                lambda sub: (
-                    f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{CONTRIBUTOR}"
-                )
+                lambda sub: f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{CONTRIBUTOR}"
             ),
             opts=child,
         )
@@ -221,6 +221,29 @@ class Cluster(pulumi.ComponentResource):
                 opts=child,
             )
 
+        # With local accounts off and Azure RBAC on, people and pipelines (the Kubernetes provider acts as whoever
+        # runs `pulumi up`) manage the cluster through these Entra groups and nothing else.
+        admins: list[pulumi.Resource] = []
+        for group in c.admin_group_object_ids:
+            admin_id = random.RandomUuid(f"ra-admin-{group}", opts=child)
+            admins.append(
+                authorization.RoleAssignment(
+                    f"ra-admin-{group}",
+                    role_assignment_name=admin_id.result,
+                    scope=aks.id,
+                    principal_id=group,
+                    principal_type="Group",
+                    role_definition_id=client.subscription_id.apply(
+                        lambda sub: (
+                            f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/"
+                            f"{AKS_RBAC_CLUSTER_ADMIN}"
+                        )
+                    ),
+                    description="Operators of the ORCA platform: cluster admin through Azure RBAC",
+                    opts=child,
+                )
+            )
+
         creds = containerservice.list_managed_cluster_user_credentials_output(
             resource_group_name=args.resource_group_name,
             resource_name=aks.name,
@@ -236,7 +259,7 @@ class Cluster(pulumi.ComponentResource):
             kubeconfig=kubeconfig,
             # Never delete objects from state just because the API server is unreachable.
             delete_unreachable=False,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[pool]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[pool, *admins]),
         )
         self.oidc_issuer_url = aks.oidc_issuer_profile.apply(lambda p: (p.issuer_url or "") if p else "")
 

@@ -122,6 +122,11 @@ class Cluster(Strict):
     def _api_access(self) -> Cluster:
         if not self.private_api_server and not self.authorized_ip_ranges:
             raise ValueError("a public API server needs authorizedIpRanges; otherwise set privateApiServer: true")
+        if self.disable_local_accounts and not self.admin_group_object_ids:
+            raise ValueError(
+                "with local accounts disabled, list at least one Entra group in adminGroupObjectIds "
+                "(the people and the CI identity that run pulumi up), or nobody can manage the cluster"
+            )
         return self
 
 

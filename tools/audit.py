@@ -1,0 +1,647 @@
+"""`make audit`: read a `pulumi stack export`, apply the platform's rules, write a report for people and machines.
+
+    python -m tools.audit --export FILE|- --out DIR [--archive s3://bucket/prefix --retention-years 5]
+
+Writes DIR/audit-report.md and DIR/audit-report.json: one row per clinic (namespace, FQDN, private IP, volume size
+and class, protected, retained, image), the platform's public endpoints, every rule violation and notes on what
+the export could not tell. With --archive, the export and both reports go to S3 under Object Lock (tools/archive.py).
+
+Refuses an export made with --show-secrets (decrypted secrets must not be filed with audit evidence). Reads older
+deployment versions, checkpoint files and half-finished updates (pending operations) with a note, not a crash.
+
+Exit status: 0 no violations, 1 violations found, 2 unreadable or refused input, or a failed archive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import sys
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from orca_platform.rules import (
+    CLINIC_NAME_ANNOTATION,
+    INTERNAL_LB,
+    LB_IPV4,
+    PUBLIC_IP_TYPES,
+    RULES,
+    SECRET_SIG,
+    SIG_KEY,
+    Enforcement,
+    ResourceView,
+    RuleContext,
+    Violation,
+    as_list,
+    as_map,
+    as_text,
+    claims_mounted,
+    dig,
+    evaluate,
+    number,
+    pod_spec,
+    truthy,
+)
+from tools.archive import ArchiveError, Item, archive
+
+REPORT_SCHEMA = "orca-platform/audit-report/v1"
+SUPPORTED_VERSIONS = (1, 2, 3, 4)
+# The engine started recording retainOnDelete with the option itself (Pulumi v3.24).
+RETAIN_SINCE = (3, 24)
+EXIT_OK, EXIT_VIOLATIONS, EXIT_REFUSED = 0, 1, 2
+
+
+class AuditInputError(Exception):
+    """An export the audit cannot or will not read; the message is for the person who ran it."""
+
+
+@dataclass
+class LoadedExport:
+    views: list[ResourceView]
+    version: int
+    stack: str
+    project: str
+    manifest: Mapping[str, Any]
+    sha256: str
+    source: str
+    notes: list[str] = field(default_factory=list)
+    pending: list[dict[str, str]] = field(default_factory=list)
+    deleting: list[ResourceView] = field(default_factory=list)
+
+
+# --- reading ---------------------------------------------------------------------------------------------------
+
+
+def plaintext_secrets(node: Any, path: str = "") -> list[str]:
+    """Paths of secrets that carry their plaintext (an export made with --show-secrets)."""
+    found: list[str] = []
+    if isinstance(node, Mapping):
+        if node.get(SIG_KEY) == SECRET_SIG and ("plaintext" in node or "value" in node):
+            return [path or "."]
+        for k, v in node.items():
+            found.extend(plaintext_secrets(v, f"{path}.{k}" if path else str(k)))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            found.extend(plaintext_secrets(v, f"{path}[{i}]"))
+    return found
+
+
+def _engine_version(manifest: Mapping[str, Any]) -> tuple[int, ...] | None:
+    m = re.match(r"v?(\d+)\.(\d+)", as_text(manifest.get("version")))
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def _type_from_urn(urn: str) -> str:
+    # urn:pulumi:<stack>::<project>::<parent type>$<type>::<name>
+    parts = urn.split("::")
+    return parts[2].rsplit("$", 1)[-1] if len(parts) >= 4 else ""
+
+
+def _view(res: Mapping[str, Any], retain_known: bool, notes: Counter[str]) -> ResourceView | None:
+    urn = res.get("urn")
+    if not isinstance(urn, str) or not urn:
+        notes["a resource without a URN was skipped"] += 1
+        return None
+    type_ = res.get("type") if isinstance(res.get("type"), str) else _type_from_urn(urn)
+    if not res.get("type"):
+        notes["resources without a type were identified by their URN"] += 1
+    inputs = res.get("inputs")
+    outputs: Mapping[str, Any] = as_map(res.get("outputs"))
+    if not isinstance(inputs, Mapping):
+        # Version-1 deployments kept defaults apart; very old ones kept only outputs.
+        inputs = {**as_map(res.get("defaults")), **outputs} if res.get("custom", True) else {}
+        if res.get("custom", True) and type_ and not type_.startswith(("pulumi:pulumi:", "pulumi:providers:")):
+            notes["resources without recorded inputs were judged by their outputs"] += 1
+    elif isinstance(res.get("defaults"), Mapping):
+        inputs = {**res["defaults"], **inputs}
+    return ResourceView(
+        type=str(type_),
+        urn=urn,
+        name=urn.rsplit("::", 1)[-1],
+        props=dict(inputs),
+        outputs=dict(outputs),
+        protect=res.get("protect") is True,
+        retain_on_delete=(res.get("retainOnDelete") is True) if retain_known else None,
+        parent=as_text(res.get("parent")),
+        id=as_text(res.get("id")),
+        dependencies=tuple(d for d in res.get("dependencies") or [] if isinstance(d, str)),
+        additional_secret_outputs=tuple(k for k in res.get("additionalSecretOutputs") or [] if isinstance(k, str)),
+    )
+
+
+def _parse(data: bytes, source: str) -> tuple[int, Mapping[str, Any], list[str]]:
+    """(version, deployment, notes) of an export, after refusing anything that must not be audited."""
+    try:
+        doc = json.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise AuditInputError(f"{source} is not JSON ({exc}); expected the output of `pulumi stack export`") from None
+    if not isinstance(doc, Mapping):
+        raise AuditInputError(f"{source} is JSON but not a stack export (expected an object)")
+
+    revealed = plaintext_secrets(doc)
+    if revealed:
+        shown = ", ".join(revealed[:3]) + (f" and {len(revealed) - 3} more" if len(revealed) > 3 else "")
+        raise AuditInputError(
+            f"{source} holds {len(revealed)} decrypted secret(s) ({shown}): it was exported with --show-secrets. "
+            "Refusing to audit or archive it; export again without --show-secrets and delete this file."
+        )
+
+    notes: list[str] = []
+    version = doc.get("version")
+    if "checkpoint" in doc and "deployment" not in doc:
+        notes.append("read a state checkpoint file, not a `pulumi stack export`: audited its latest deployment")
+        deployment = as_map(as_map(doc.get("checkpoint")).get("latest"))
+    elif "deployment" in doc:
+        deployment = as_map(doc.get("deployment"))
+    else:
+        raise AuditInputError(f"{source} has no deployment: is it the output of `pulumi stack export`?")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise AuditInputError(f"{source} has no deployment version: is it the output of `pulumi stack export`?")
+    if version not in SUPPORTED_VERSIONS:
+        raise AuditInputError(
+            f"{source} is deployment version {version}; this audit reads versions "
+            f"{', '.join(map(str, SUPPORTED_VERSIONS))}"
+        )
+    if version != 3:
+        notes.append(f"deployment version {version} read as version 3; fields it lacks are reported as unknown")
+    return version, deployment, notes
+
+
+def _pending(deployment: Mapping[str, Any]) -> list[dict[str, str]]:
+    pending: list[dict[str, str]] = []
+    for op in as_list(deployment.get("pending_operations")):
+        res = as_map(as_map(op).get("resource"))
+        pending.append({"operation": as_text(as_map(op).get("type")) or "?", "urn": as_text(res.get("urn"))})
+    return pending
+
+
+def load_export(data: bytes, source: str) -> LoadedExport:
+    """Parse and check an export; raise AuditInputError for anything the audit must not go on with."""
+    version, deployment, notes = _parse(data, source)
+    manifest = as_map(deployment.get("manifest"))
+    if not manifest:
+        notes.append("the export has no manifest: the engine version and time of the update are unknown")
+    engine = _engine_version(manifest)
+    raw_resources = [r for r in as_list(deployment.get("resources")) if isinstance(r, Mapping)]
+    retain_known = not (
+        engine is not None and engine < RETAIN_SINCE and not any("retainOnDelete" in r for r in raw_resources)
+    )
+    if not retain_known:
+        notes.append(
+            f"the engine that wrote this export ({manifest.get('version')}) predates retainOnDelete: "
+            "'retained' is unknown and the retention rule was not applied"
+        )
+
+    counted: Counter[str] = Counter()
+    views: list[ResourceView] = []
+    deleting: list[ResourceView] = []
+    for res in raw_resources:
+        view = _view(res, retain_known, counted)
+        if view is None:
+            continue
+        if res.get("delete") is True:
+            deleting.append(view)
+            continue
+        if res.get("pendingReplacement") is True:
+            counted["resources were deleted for replacement and not yet recreated"] += 1
+        if res.get("initErrors"):
+            counted["resources reported errors while being created or updated (initErrors)"] += 1
+        views.append(view)
+    notes.extend(f"{n} {what}" if n > 1 else f"1 {what}" for what, n in sorted(counted.items()))
+    if deleting:
+        notes.append(
+            f"{len(deleting)} resource(s) are marked for deletion by an unfinished replacement and were not audited: "
+            + ", ".join(v.display for v in deleting[:5])
+        )
+    pending = _pending(deployment)
+    if pending:
+        what = ", ".join(f"{p['operation']} {p['urn'].rsplit('::', 1)[-1]}" for p in pending[:5])
+        notes.append(
+            f"the last update did not finish: {len(pending)} operation(s) were in flight ({what}). The cloud may "
+            "differ from this state: clear them (`pulumi cancel`, then `pulumi refresh`) and audit again"
+        )
+    if not views:
+        notes.append("the export holds no resources (a new or destroyed stack)")
+
+    first = next((v.urn for v in views), "")
+    m = re.match(r"urn:pulumi:([^:]+)::([^:]+)::", first)
+    return LoadedExport(
+        views=views,
+        version=version,
+        stack=m.group(1) if m else "",
+        project=m.group(2) if m else "",
+        manifest=manifest,
+        sha256=hashlib.sha256(data).hexdigest(),
+        source=source,
+        notes=notes,
+        pending=pending,
+        deleting=deleting,
+    )
+
+
+# --- what the report shows -------------------------------------------------------------------------------------
+
+
+def _lb_ip(v: ResourceView) -> str:
+    pinned = as_text(v.annotations.get(LB_IPV4)) or as_text(dig(v.props, "spec", "loadBalancerIP"))
+    if pinned:
+        return pinned
+    return as_text(dig(v.outputs, "status", "loadBalancer", "ingress", 0, "ip"))
+
+
+def clinic_rows(
+    views: Sequence[ResourceView], ctx: RuleContext, violations: Sequence[Violation]
+) -> list[dict[str, Any]]:
+    by_ns: dict[str, list[ResourceView]] = {}
+    for v in views:
+        if v.is_kubernetes and v.namespace in ctx.clinic_namespaces:
+            by_ns.setdefault(v.namespace, []).append(v)
+    found = Counter((x.clinic, x.enforcement) for x in violations)
+    rows: list[dict[str, Any]] = []
+    for ns, clinic in sorted(ctx.clinic_namespaces.items(), key=lambda kv: kv[1]):
+        mine = by_ns.get(ns, [])
+        namespace = next((v for v in mine if v.kind == "Namespace"), None)
+        hosts = sorted(
+            {
+                as_text(dig(r, "host"))
+                for v in mine
+                if v.kind == "Ingress"
+                for r in as_list(dig(v.props, "spec", "rules"))
+            }
+            - {""}
+        )
+        lbs = [v for v in mine if v.kind == "Service" and as_text(dig(v.props, "spec", "type")) == "LoadBalancer"]
+        servers = [v for v in mine if v.kind in ("Deployment", "StatefulSet")]
+        mounted = {c for s in servers for c in claims_mounted(pod_spec(s) or {})}
+        volumes = [
+            {
+                "claim": v.k8s_name,
+                "size": as_text(dig(v.props, "spec", "resources", "requests", "storage")),
+                "storageClass": as_text(dig(v.props, "spec", "storageClassName")),
+                "protected": v.protect,
+                "retained": v.retain_on_delete,
+                "inUse": v.k8s_name in mounted,
+            }
+            for v in mine
+            if v.kind == "PersistentVolumeClaim" and v.is_clinic_data()
+        ]
+        current = next((vol for vol in volumes if vol["inUse"]), volumes[-1] if volumes else None)
+        images = sorted({as_text(c.get("image")) for s in servers for c in as_list(dig(pod_spec(s), "containers"))})
+        replicas = [number(dig(s.props, "spec", "replicas")) for s in servers]
+        state = "suspended" if servers and all(r == 0 for r in replicas) else ("active" if servers else "no server")
+        backups = [
+            {
+                "name": v.k8s_name,
+                "schedule": as_text(dig(v.props, "spec", "schedule")),
+                "suspended": truthy(dig(v.props, "spec", "suspend")) is True,
+            }
+            for v in sorted(mine, key=lambda x: x.k8s_name)
+            if v.kind == "CronJob"
+        ]
+        rows.append(
+            {
+                "clinic": clinic,
+                "name": as_text(namespace.annotations.get(CLINIC_NAME_ANNOTATION)) if namespace else "",
+                "namespace": ns,
+                "fqdn": hosts,
+                "privateIp": [ip for ip in (_lb_ip(v) for v in lbs) if ip],
+                "internalLoadBalancer": all(as_text(v.annotations.get(INTERNAL_LB)) == "true" for v in lbs),
+                "state": state,
+                "volume": current,
+                "volumes": volumes,
+                "image": [i for i in images if i],
+                "backups": backups,
+                "violations": {
+                    "mandatory": found[(clinic, Enforcement.MANDATORY)],
+                    "advisory": found[(clinic, Enforcement.ADVISORY)],
+                },
+            }
+        )
+    return rows
+
+
+def public_endpoints(views: Sequence[ResourceView]) -> list[dict[str, Any]]:
+    """Everything with an address or endpoint reachable from the Internet, allowed or not."""
+    found: list[dict[str, Any]] = []
+    gateways = [v for v in views if v.type == "azure-native:network:VirtualNetworkGateway"]
+    for v in views:
+        if v.type in PUBLIC_IP_TYPES:
+            users = [g.display for g in gateways if (v.urn in g.dependencies) or (v.id and v.id in json.dumps(g.props))]
+            found.append(
+                {
+                    "kind": "public IP address",
+                    "resource": v.display,
+                    "address": as_text(v.outputs.get("ipAddress")) or "(assigned at deployment)",
+                    "usedBy": users,
+                    "urn": v.urn,
+                }
+            )
+        elif v.type == "azure-native:containerservice:ManagedCluster":
+            profile = as_map(v.props.get("apiServerAccessProfile"))
+            if truthy(profile.get("enablePrivateCluster")) is not True:
+                found.append(
+                    {
+                        "kind": "Kubernetes API server",
+                        "resource": v.display,
+                        "address": as_text(v.outputs.get("fqdn")) or "(assigned at deployment)",
+                        "allowedFrom": [as_text(r) for r in as_list(profile.get("authorizedIPRanges"))] or ["anywhere"],
+                        "urn": v.urn,
+                    }
+                )
+        elif v.kind == "Service" and as_text(dig(v.props, "spec", "type")) == "LoadBalancer":
+            if as_text(v.annotations.get(INTERNAL_LB)).lower() != "true":
+                found.append(
+                    {"kind": "public load balancer", "resource": v.display, "address": _lb_ip(v), "urn": v.urn}
+                )
+        elif v.type.startswith("azure-native:"):
+            access = as_text(v.props.get("publicNetworkAccess"))
+            if access.lower() == "enabled" or (not access and v.type == "azure-native:storage:StorageAccount"):
+                found.append({"kind": "public service endpoint", "resource": v.display, "address": "", "urn": v.urn})
+    return found
+
+
+def vpn_sites(views: Sequence[ResourceView]) -> list[dict[str, Any]]:
+    return [
+        {
+            "site": v.name,
+            "gatewayIp": as_text(v.props.get("gatewayIpAddress")),
+            "addressSpaces": [as_text(a) for a in as_list(dig(v.props, "localNetworkAddressSpace", "addressPrefixes"))],
+        }
+        for v in views
+        if v.type == "azure-native:network:LocalNetworkGateway"
+    ]
+
+
+def build_report(
+    loaded: LoadedExport, ctx: RuleContext | None = None, *, now: datetime | None = None
+) -> tuple[dict[str, Any], list[Violation]]:
+    base = ctx or RuleContext()
+    full = base.for_stack(loaded.views)
+    violations = evaluate(loaded.views, base)
+    mandatory = sum(1 for v in violations if v.enforcement is Enforcement.MANDATORY)
+    advisory = len(violations) - mandatory
+    rows = clinic_rows(loaded.views, full, violations)
+    if loaded.views and not rows:
+        loaded.notes.append("no clinic namespace (labelled orca-platform.io/clinic) was found in this stack")
+    endpoints = public_endpoints(loaded.views)
+    report: dict[str, Any] = {
+        "schema": REPORT_SCHEMA,
+        "generatedAt": (now or datetime.now(UTC)).isoformat().replace("+00:00", "Z"),
+        "export": {
+            "source": loaded.source,
+            "sha256": loaded.sha256,
+            "deploymentVersion": loaded.version,
+            "stack": loaded.stack,
+            "project": loaded.project,
+            "updatedAt": as_text(loaded.manifest.get("time")),
+            "engine": as_text(loaded.manifest.get("version")),
+            "resources": len(loaded.views),
+            "pendingOperations": loaded.pending,
+        },
+        "summary": {
+            "result": "pass" if not violations else "fail",
+            "clinics": len(rows),
+            "mandatory": mandatory,
+            "advisory": advisory,
+            "publicEndpoints": len(endpoints),
+        },
+        "clinics": rows,
+        "publicEndpoints": endpoints,
+        "vpnSites": vpn_sites(loaded.views),
+        "violations": [v.to_dict() for v in violations],
+        "notes": list(loaded.notes),
+        "rules": [
+            {"id": r.id, "title": r.title, "enforcement": r.enforcement.value, "scope": r.scope, "why": r.why}
+            for r in RULES
+        ],
+    }
+    return report, violations
+
+
+# --- rendering -------------------------------------------------------------------------------------------------
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "unknown"
+    if isinstance(value, bool):
+        return "yes" if value else "**NO**"
+    if isinstance(value, list):
+        return "<br>".join(_cell(v) for v in value) or "—"
+    text = str(value)
+    return text.replace("|", "\\|").replace("\n", " ") or "—"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def render_markdown(report: Mapping[str, Any]) -> str:
+    e = report["export"]
+    s = report["summary"]
+    verdict = (
+        "PASS: no rule violation"
+        if s["result"] == "pass"
+        else f"FAIL: {s['mandatory']} mandatory and {s['advisory']} advisory violation(s)"
+    )
+    out = [
+        f"# Audit of stack `{e['stack'] or '?'}` ({e['project'] or '?'})",
+        "",
+        f"**{verdict}.** {s['clinics']} clinic(s), {s['publicEndpoints']} public endpoint(s).",
+        "",
+        *_table(
+            ["", ""],
+            [
+                ["Export", e["source"]],
+                ["Export SHA-256", f"`{e['sha256']}`"],
+                ["Last update", e["updatedAt"] or "unknown"],
+                ["Engine", e["engine"] or "unknown"],
+                ["Deployment version", e["deploymentVersion"]],
+                ["Resources", e["resources"]],
+                ["Report generated", report["generatedAt"]],
+            ],
+        ),
+        "",
+    ]
+    if report["notes"]:
+        out += ["## Notes", "", *[f"- {n}" for n in report["notes"]], ""]
+    out += ["## Clinics", ""]
+    rows = []
+    for c in report["clinics"]:
+        vol = c["volume"] or {}
+        rows.append(
+            [
+                c["clinic"],
+                c["name"],
+                c["namespace"],
+                c["fqdn"],
+                c["privateIp"] or "(dynamic)",
+                vol.get("size", ""),
+                vol.get("storageClass", ""),
+                vol.get("protected") if vol else False,
+                vol.get("retained") if vol else False,
+                c["image"],
+                c["state"],
+                [f"{b['name']} ({b['schedule']})" for b in c["backups"]],
+                f"{c['violations']['mandatory']} / {c['violations']['advisory']}",
+            ]
+        )
+    out += _table(
+        [
+            "Clinic",
+            "Name",
+            "Namespace",
+            "FQDN",
+            "Private IP",
+            "Volume",
+            "Class",
+            "Protected",
+            "Retained",
+            "Image",
+            "State",
+            "Backups",
+            "Violations (M / A)",
+        ],
+        rows,
+    )
+    extra = [(c["clinic"], v) for c in report["clinics"] for v in c["volumes"] if v is not c["volume"]]
+    if extra:
+        out += ["", "Earlier volume generations kept (restores):", ""]
+        out += _table(
+            ["Clinic", "Claim", "Size", "Class", "Protected", "Retained"],
+            [[cid, v["claim"], v["size"], v["storageClass"], v["protected"], v["retained"]] for cid, v in extra],
+        )
+    out += ["", "## Public endpoints", ""]
+    if report["publicEndpoints"]:
+        out += _table(
+            ["Kind", "Resource", "Address", "Used by / allowed from"],
+            [
+                [p["kind"], p["resource"], p.get("address", ""), p.get("usedBy") or p.get("allowedFrom") or ""]
+                for p in report["publicEndpoints"]
+            ],
+        )
+    else:
+        out += ["None."]
+    if report["vpnSites"]:
+        out += ["", "VPN peers (remote sites allowed in over IPsec):", ""]
+        out += _table(
+            ["Site", "Gateway IP", "Address spaces"],
+            [[v["site"], v["gatewayIp"], v["addressSpaces"]] for v in report["vpnSites"]],
+        )
+    out += ["", "## Violations", ""]
+    if report["violations"]:
+        out += _table(
+            ["Enforcement", "Rule", "Clinic", "Resource", "Finding"],
+            [
+                [v["enforcement"], f"`{v['rule']}`", v["clinic"] or "(platform)", v["resource"], v["message"]]
+                for v in sorted(
+                    report["violations"], key=lambda x: (x["enforcement"] != "mandatory", x["clinic"] or "", x["rule"])
+                )
+            ],
+        )
+    else:
+        out += ["None."]
+    out += ["", "## Rules applied", ""]
+    out += _table(
+        ["Rule", "Enforcement", "What"], [[f"`{r['id']}`", r["enforcement"], r["title"]] for r in report["rules"]]
+    )
+    return "\n".join(out) + "\n"
+
+
+# --- command line ----------------------------------------------------------------------------------------------
+
+
+def _read(source: str) -> bytes:
+    if source == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(source).read_bytes()
+    except OSError as exc:
+        raise AuditInputError(f"cannot read {source}: {exc.strerror or exc}") from None
+
+
+def main(argv: list[str] | None = None, *, now: datetime | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--export", required=True, help="the JSON of `pulumi stack export`; '-' reads standard input")
+    ap.add_argument("--out", default="", help="folder for audit-report.md/.json (default: build/audit/<stack>)")
+    ap.add_argument("--environment", default="", help="dev or prod (default: from tags and the stack name)")
+    ap.add_argument("--ingress-class", action="append", default=[], help="another internal ingress class")
+    ap.add_argument("--archive", default="", help="s3://bucket/prefix: archive export and reports under Object Lock")
+    ap.add_argument("--retention-years", type=int, default=5, help="Object Lock retention (compliance mode)")
+    ap.add_argument("--s3-endpoint-url", default=None, help="S3-compatible endpoint (default: $AWS_ENDPOINT_URL)")
+    ap.add_argument(
+        "--fail-on",
+        choices=("any", "mandatory"),
+        default="any",
+        help="which violations make the exit status 1 (default: any)",
+    )
+    args = ap.parse_args(argv)
+
+    source = "stdin" if args.export == "-" else args.export
+    try:
+        data = _read(args.export)
+        loaded = load_export(data, source)
+    except AuditInputError as exc:
+        print(f"audit refused: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+
+    ctx = RuleContext(
+        environment=args.environment or None,
+        ingress_classes=RuleContext().ingress_classes | frozenset(args.ingress_class),
+    )
+    report, violations = build_report(loaded, ctx, now=now)
+    out = Path(args.out) if args.out else Path("build") / "audit" / (loaded.stack or "stack")
+    out.mkdir(parents=True, exist_ok=True)
+    markdown = render_markdown(report)
+    as_json = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+    (out / "audit-report.md").write_text(markdown, encoding="utf-8")
+    (out / "audit-report.json").write_text(as_json, encoding="utf-8")
+
+    s = report["summary"]
+    print(
+        f"{loaded.stack or '?'}: {s['clinics']} clinic(s), {s['mandatory']} mandatory and {s['advisory']} advisory "
+        f"violation(s), {s['publicEndpoints']} public endpoint(s) -> {out}/audit-report.md, audit-report.json"
+    )
+    for note in loaded.notes:
+        print(f"note: {note}", file=sys.stderr)
+    for v in violations:
+        print(f"  {v.enforcement.value:<9} {v.rule:<30} {v.clinic or '(platform)':<20} {v.message}")
+
+    if args.archive:
+        items = [
+            Item("stack-export.json", data, "application/json"),
+            Item("audit-report.json", as_json.encode(), "application/json"),
+            Item("audit-report.md", markdown.encode(), "text/markdown; charset=utf-8"),
+        ]
+        try:
+            manifest = archive(
+                items,
+                args.archive,
+                stack=loaded.stack,
+                retention_years=args.retention_years,
+                now=now,
+                endpoint_url=args.s3_endpoint_url,
+            )
+        except ArchiveError as exc:
+            print(f"archive failed: {exc}", file=sys.stderr)
+            return EXIT_REFUSED
+        (out / "archive-manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        print(
+            f"archived to s3://{manifest['bucket']}/{manifest['prefix']}/ (compliance lock until "
+            f"{manifest['retention']['until']}), verified; manifest SHA-256 {manifest['manifestSha256']}"
+        )
+
+    failing = violations if args.fail_on == "any" else [v for v in violations if v.enforcement is Enforcement.MANDATORY]
+    return EXIT_VIOLATIONS if failing else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -106,18 +106,18 @@ def _type_from_urn(urn: str) -> str:
 def _view(res: Mapping[str, Any], retain_known: bool, notes: Counter[str]) -> ResourceView | None:
     urn = res.get("urn")
     if not isinstance(urn, str) or not urn:
-        notes["a resource without a URN was skipped"] += 1
+        notes["resources without a URN, skipped"] += 1
         return None
     type_ = res.get("type") if isinstance(res.get("type"), str) else _type_from_urn(urn)
     if not res.get("type"):
-        notes["resources without a type were identified by their URN"] += 1
+        notes["resources without a type, identified by their URN"] += 1
     inputs = res.get("inputs")
     outputs: Mapping[str, Any] = as_map(res.get("outputs"))
     if not isinstance(inputs, Mapping):
         # Version-1 deployments kept defaults apart; very old ones kept only outputs.
         inputs = {**as_map(res.get("defaults")), **outputs} if res.get("custom", True) else {}
         if res.get("custom", True) and type_ and not type_.startswith(("pulumi:pulumi:", "pulumi:providers:")):
-            notes["resources without recorded inputs were judged by their outputs"] += 1
+            notes["resources without recorded inputs, judged by their outputs"] += 1
     elif isinstance(res.get("defaults"), Mapping):
         inputs = {**res["defaults"], **inputs}
     return ResourceView(
@@ -189,12 +189,12 @@ def load_export(data: bytes, source: str) -> LoadedExport:
         notes.append("the export has no manifest: the engine version and time of the update are unknown")
     engine = _engine_version(manifest)
     raw_resources = [r for r in as_list(deployment.get("resources")) if isinstance(r, Mapping)]
-    retain_known = not (
-        engine is not None and engine < RETAIN_SINCE and not any("retainOnDelete" in r for r in raw_resources)
-    )
+    # The field is omitted when false, so its absence means "false" only from an engine that knew the option.
+    recorded = any("retainOnDelete" in r for r in raw_resources)
+    retain_known = recorded or (version >= 3 and engine is not None and engine >= RETAIN_SINCE)
     if not retain_known:
         notes.append(
-            f"the engine that wrote this export ({manifest.get('version')}) predates retainOnDelete: "
+            f"the engine that wrote this export ({manifest.get('version') or 'unknown'}) may predate retainOnDelete: "
             "'retained' is unknown and the retention rule was not applied"
         )
 
@@ -209,11 +209,11 @@ def load_export(data: bytes, source: str) -> LoadedExport:
             deleting.append(view)
             continue
         if res.get("pendingReplacement") is True:
-            counted["resources were deleted for replacement and not yet recreated"] += 1
+            counted["resources deleted for replacement and not yet recreated"] += 1
         if res.get("initErrors"):
-            counted["resources reported errors while being created or updated (initErrors)"] += 1
+            counted["resources with errors from their last create or update (initErrors)"] += 1
         views.append(view)
-    notes.extend(f"{n} {what}" if n > 1 else f"1 {what}" for what, n in sorted(counted.items()))
+    notes.extend(f"{what}: {n}" for what, n in sorted(counted.items()))
     if deleting:
         notes.append(
             f"{len(deleting)} resource(s) are marked for deletion by an unfinished replacement and were not audited: "

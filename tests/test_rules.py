@@ -1,0 +1,576 @@
+"""Issue 6: the rule set on hand-made resource views, each rule shown to fire and to stay quiet."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from orca_platform import rules
+from orca_platform.rules import (
+    ENCRYPTED,
+    RULES,
+    Enforcement,
+    ResourceView,
+    RuleContext,
+    clinic_of,
+    credential_key,
+    credential_value,
+    evaluate,
+    rules_by_id,
+)
+from tests.audit_support import (
+    CLINIC_LABELS,
+    azure_view,
+    clinic_pvc,
+    container,
+    deployment,
+    k8s_view,
+    secret,
+)
+
+UNKNOWN_STRING = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+
+
+def fired(rule_id: str, view: ResourceView, ctx: RuleContext | None = None) -> list[str]:
+    return [v.message for v in rules_by_id()[rule_id].run_resource(view, ctx or RuleContext())]
+
+
+def fired_stack(rule_id: str, views: list[ResourceView], ctx: RuleContext | None = None) -> list[str]:
+    full = (ctx or RuleContext()).for_stack(views)
+    return [v.message for v in rules_by_id()[rule_id].run_stack(views, full)]
+
+
+# --- the rule set itself ----------------------------------------------------------------------------------------
+
+
+def test_rule_ids_are_unique_and_documented() -> None:
+    ids = [r.id for r in RULES]
+    assert len(ids) == len(set(ids))
+    for r in RULES:
+        assert r.title and r.why and r.id.replace("-", "").isalnum()
+
+
+def test_data_and_exposure_rules_are_mandatory() -> None:
+    by_id = rules_by_id()
+    for rule_id in (
+        "clinic-volume-protected",
+        "clinic-volume-retained",
+        "clinic-storage-class-retain",
+        "single-writer",
+        "lb-internal",
+        "no-nodeport",
+        "helm-lb-internal",
+        "ingress-internal-class",
+        "secret-not-plaintext",
+        "single-public-ip",
+        "clinic-default-deny",
+        "public-network-access-disabled",
+    ):
+        assert by_id[rule_id].enforcement is Enforcement.MANDATORY, rule_id
+
+
+def test_preview_skips_what_a_preview_cannot_see() -> None:
+    audit_only = {r.id for r in RULES if not r.at_preview}
+    assert audit_only == {"clinic-volume-retained", "secret-not-plaintext"}
+    leaky = k8s_view("Secret", "s", stringData={"db-password": "plain-text-pw"})
+    assert any(v.rule == "secret-not-plaintext" for v in evaluate([leaky]))
+    assert not any(v.rule == "secret-not-plaintext" for v in evaluate([leaky], preview=True))
+
+
+# --- clinic identity --------------------------------------------------------------------------------------------
+
+
+def test_clinic_from_label_then_namespace() -> None:
+    assert clinic_of(k8s_view("ConfigMap", "x", labels={"orca-platform.io/clinic": "aoba"})) == "aoba"
+    assert clinic_of(k8s_view("ConfigMap", "x", namespace="orca-sakura-naika", labels={})) == "sakura-naika"
+    assert clinic_of(k8s_view("ConfigMap", "x", namespace="orca-ingress", labels={})) is None
+    assert clinic_of(k8s_view("ConfigMap", "x", namespace="kube-system", labels={})) is None
+    # Once the stack's clinic namespaces are known, the orca-<id> pattern is not guessed any more.
+    ctx = RuleContext(clinic_namespaces={"orca-aoba": "aoba"})
+    assert clinic_of(k8s_view("ConfigMap", "x", namespace="orca-other", labels={}), ctx) is None
+    assert clinic_of(k8s_view("ConfigMap", "x", namespace="orca-aoba", labels={}), ctx) == "aoba"
+    assert clinic_of(azure_view("network:PublicIPAddress", "pip")) is None
+
+
+# --- data ---------------------------------------------------------------------------------------------------------
+
+
+def test_clinic_volume_must_be_protected_and_retained() -> None:
+    assert not fired("clinic-volume-protected", clinic_pvc())
+    assert fired("clinic-volume-protected", clinic_pvc(protect=False))
+    assert fired("clinic-volume-retained", clinic_pvc(retain=False))
+    # A preview cannot see retainOnDelete: unknown is not a violation.
+    assert not fired("clinic-volume-retained", clinic_pvc(retain=None))
+    # Scratch claims without the data label are not clinic data.
+    scratch = k8s_view("PersistentVolumeClaim", "scratch", spec={})
+    assert not fired("clinic-volume-protected", scratch)
+
+
+def test_clinic_namespace_must_be_protected() -> None:
+    ns = k8s_view("Namespace", "orca-c1", namespace="orca-c1", protect=True, retain=True)
+    assert not fired("clinic-namespace-protected", ns)
+    bare = k8s_view("Namespace", "orca-c1", namespace="orca-c1", protect=False)
+    assert fired("clinic-namespace-protected", bare)
+    platform = k8s_view("Namespace", "orca-ingress", namespace="orca-ingress", labels={})
+    assert not fired("clinic-namespace-protected", platform)
+
+
+def storage_class(**fields: Any) -> ResourceView:
+    base: dict[str, Any] = {
+        "provisioner": "disk.csi.azure.com",
+        "reclaimPolicy": "Retain",
+        "allowVolumeExpansion": True,
+        "volumeBindingMode": "WaitForFirstConsumer",
+    }
+    base.update(fields)
+    return k8s_view(
+        "StorageClass",
+        "orca-disk",
+        namespace="",
+        api="storage.k8s.io/v1",
+        labels={"orca-platform.io/data": "clinic"},
+        **base,
+    )
+
+
+def test_storage_class_for_clinic_data() -> None:
+    assert not fired("clinic-storage-class-retain", storage_class())
+    assert fired("clinic-storage-class-retain", storage_class(reclaimPolicy="Delete"))
+    assert fired("clinic-storage-class-retain", storage_class(reclaimPolicy=None))  # Kubernetes' default is Delete
+    assert fired("clinic-storage-class-settings", storage_class(allowVolumeExpansion=False))
+    nfs = storage_class(provisioner="file.csi.azure.com", parameters={"protocol": "nfs"})
+    smb = storage_class(provisioner="file.csi.azure.com", parameters={"skuName": "Premium_LRS"})
+    assert not fired("clinic-storage-not-smb", nfs)
+    assert fired("clinic-storage-not-smb", smb)
+    assert fired("clinic-storage-not-smb", storage_class(provisioner="kubernetes.io/azure-file"))
+
+
+def test_single_writer_deployment() -> None:
+    assert not fired("single-writer", deployment())
+    assert not fired("single-writer", deployment(replicas=0.0))  # a suspended clinic
+    assert fired("single-writer", deployment(strategy="RollingUpdate"))
+    assert fired("single-writer", deployment(strategy=None))  # Kubernetes' default is RollingUpdate
+    assert fired("single-writer", deployment(replicas=2.0))
+    no_volume = deployment(strategy=None, volumes=[])
+    assert not fired("single-writer", no_volume)
+
+
+def test_clinic_volume_class_must_be_defined_and_retaining() -> None:
+    pvc = clinic_pvc(storage_class="managed-csi")
+    assert fired_stack("clinic-volume-class", [pvc]) == [
+        "clinic volume orca-c1/orca-state uses StorageClass managed-csi, which this stack does not define"
+    ]
+    assert not fired_stack("clinic-volume-class", [clinic_pvc(), storage_class()])
+    unlabelled = k8s_view(
+        "StorageClass", "orca-disk", namespace="", api="storage.k8s.io/v1", labels={}, provisioner="disk.csi.azure.com"
+    )
+    assert fired_stack("clinic-volume-class", [clinic_pvc(), unlabelled])
+
+
+def test_every_clinic_has_a_protected_volume_and_a_backup() -> None:
+    ns = k8s_view("Namespace", "orca-c1", namespace="orca-c1", protect=True)
+    assert fired_stack("clinic-has-protected-volume", [ns])
+    assert fired_stack("clinic-has-protected-volume", [ns, clinic_pvc(protect=False)])
+    assert not fired_stack("clinic-has-protected-volume", [ns, clinic_pvc()])
+    assert fired_stack("clinic-backup-scheduled", [ns])
+    cron = k8s_view("CronJob", "orca-dumps", api="batch/v1", spec={"schedule": "0 1 * * *"})
+    assert not fired_stack("clinic-backup-scheduled", [ns, cron])
+
+
+# --- exposure -----------------------------------------------------------------------------------------------------
+
+
+def lb_service(annotations: dict[str, str] | None, **spec: Any) -> ResourceView:
+    return k8s_view("Service", "orca", annotations=annotations, spec={"type": "LoadBalancer", **spec})
+
+
+def test_load_balancers_are_internal() -> None:
+    assert not fired("lb-internal", lb_service({rules.INTERNAL_LB: "true"}))
+    assert fired("lb-internal", lb_service(None))
+    assert fired("lb-internal", lb_service({rules.INTERNAL_LB: "false"}))
+    cluster_ip = k8s_view("Service", "orca", spec={"type": "ClusterIP"})
+    assert not fired("lb-internal", cluster_ip)
+    # Unknown during a preview: not judged.
+    assert not fired("lb-internal", lb_service({rules.INTERNAL_LB: UNKNOWN_STRING}))
+
+
+def test_no_nodeport_no_external_ips_no_postgres() -> None:
+    assert fired("no-nodeport", k8s_view("Service", "s", spec={"type": "NodePort"}))
+    assert fired("no-nodeport", k8s_view("Service", "s", spec={"externalIPs": ["203.0.113.5"]}))
+    pg = k8s_view("Service", "pg", spec={"type": "ClusterIP", "ports": [{"port": 5432.0}]})
+    assert fired("postgres-not-exposed", pg)
+    np_pg = k8s_view("NetworkPolicy", "np", api="networking.k8s.io/v1", spec={"ingress": [{"ports": [{"port": 5432}]}]})
+    assert fired("postgres-not-exposed", np_pg)
+    glserver = k8s_view("Service", "orca", spec={"ports": [{"port": 8000.0, "targetPort": "glserver"}]})
+    assert not fired("postgres-not-exposed", glserver)
+
+
+def helm_release(service: dict[str, Any]) -> ResourceView:
+    return ResourceView(
+        type="kubernetes:helm.sh/v3:Release",
+        urn="urn:pulumi:dev::orca-platform::kubernetes:helm.sh/v3:Release::release",
+        name="release",
+        props={
+            "chart": "nginx-ingress",
+            "version": "2.6.3",
+            "values": {"controller": {"ingressClass": {"name": "orca-edge"}, "service": service}},
+        },
+    )
+
+
+def test_helm_load_balancers_and_internal_classes() -> None:
+    internal = helm_release({"type": "LoadBalancer", "annotations": {rules.INTERNAL_LB: "true"}})
+    public = helm_release({"type": "LoadBalancer"})
+    assert not fired("helm-lb-internal", internal)
+    assert fired("helm-lb-internal", public) == [
+        f'Helm release release: values.controller.service asks for a LoadBalancer without {rules.INTERNAL_LB}: "true"'
+    ]
+    ingress = k8s_view("Ingress", "orca", api="networking.k8s.io/v1", spec={"ingressClassName": "orca-edge"})
+    # orca-edge is internal only when an internal controller serves it.
+    assert not [v for v in evaluate([ingress, internal]) if v.rule == "ingress-internal-class"]
+    assert [v for v in evaluate([ingress, public]) if v.rule == "ingress-internal-class"]
+
+
+def test_ingress_class() -> None:
+    def ingress(**spec: Any) -> ResourceView:
+        return k8s_view("Ingress", "orca", api="networking.k8s.io/v1", spec=spec)
+
+    assert not fired("ingress-internal-class", ingress(ingressClassName="orca-internal"))
+    assert fired("ingress-internal-class", ingress(ingressClassName="nginx"))
+    assert fired("ingress-internal-class", ingress())
+
+
+def test_no_host_access() -> None:
+    assert not fired("no-host-access", deployment())
+    assert fired("no-host-access", deployment(hostNetwork=True))
+    assert fired("no-host-access", deployment(volumes=[{"name": "h", "hostPath": {"path": "/"}}]))
+    priv = deployment(containers=[container(securityContext={"privileged": True})])
+    assert fired("no-host-access", priv)
+    caps = deployment(containers=[container(securityContext={"capabilities": {"add": ["CHOWN", "SYS_ADMIN"]}})])
+    assert fired("no-host-access", caps) == ["Deployment orca-c1/orca: container orca adds capabilities SYS_ADMIN"]
+    baseline = deployment(containers=[container(securityContext={"capabilities": {"add": ["CHOWN", "KILL"]}})])
+    assert not fired("no-host-access", baseline)
+    cron = k8s_view(
+        "CronJob",
+        "dump",
+        api="batch/v1",
+        spec={"jobTemplate": {"spec": {"template": {"spec": {"hostPID": True, "containers": [container()]}}}}},
+    )
+    assert fired("no-host-access", cron)
+
+
+def test_public_ip_is_the_vpn_gateways_only() -> None:
+    pip = azure_view("network:PublicIPAddress", "pip-vpn")
+    gw = azure_view("network:VirtualNetworkGateway", "vgw", ipConfigurations=[{"publicIPAddress": {"id": pip.id}}])
+    assert not fired_stack("single-public-ip", [pip, gw])
+    assert fired_stack("single-public-ip", [pip])  # not attached
+    assert fired_stack("single-public-ip", [gw])  # none at all
+    other = azure_view("network:PublicIPAddress", "pip-bastion")
+    assert len(fired_stack("single-public-ip", [pip, gw, other])) == 2
+
+
+def test_default_deny_per_clinic() -> None:
+    ns = k8s_view("Namespace", "orca-c1", namespace="orca-c1")
+    deny = k8s_view(
+        "NetworkPolicy",
+        "default-deny",
+        api="networking.k8s.io/v1",
+        spec={"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+    )
+    ingress_only = k8s_view(
+        "NetworkPolicy", "deny-in", api="networking.k8s.io/v1", spec={"podSelector": {}, "policyTypes": ["Ingress"]}
+    )
+    assert not fired_stack("clinic-default-deny", [ns, deny])
+    assert fired_stack("clinic-default-deny", [ns, ingress_only]) == [
+        "clinic namespace orca-c1 has no default-deny NetworkPolicy"
+    ]
+
+
+def test_unique_hosts_and_ips() -> None:
+    def ingress(ns: str, host: str) -> ResourceView:
+        labels = {"orca-platform.io/clinic": ns.removeprefix("orca-")}
+        return k8s_view(
+            "Ingress", "orca", namespace=ns, api="networking.k8s.io/v1", labels=labels, spec={"rules": [{"host": host}]}
+        )
+
+    assert not fired_stack("unique-clinic-endpoints", [ingress("orca-a", "a.example.jp"), ingress("orca-b", "b.x")])
+    assert fired_stack(
+        "unique-clinic-endpoints", [ingress("orca-a", "same.example.jp"), ingress("orca-b", "same.example.jp")]
+    )
+
+
+def test_nsg_and_public_network_access() -> None:
+    nsg = azure_view(
+        "network:NetworkSecurityGroup",
+        "nsg",
+        securityRules=[
+            {"name": "ok", "direction": "Inbound", "access": "Allow", "sourceAddressPrefixes": ["10.0.0.0/16"]},
+            {"name": "deny", "direction": "Inbound", "access": "Deny", "sourceAddressPrefix": "*"},
+        ],
+    )
+    assert not fired("nsg-no-internet-inbound", nsg)
+    open_rule = azure_view(
+        "network:SecurityRule", "web", direction="Inbound", access="Allow", sourceAddressPrefix="Internet"
+    )
+    assert fired("nsg-no-internet-inbound", open_rule)
+    vault = azure_view("keyvault:Vault", "kv", publicNetworkAccess="Enabled")
+    assert fired("public-network-access-disabled", vault)
+    assert not fired("public-network-access-disabled", azure_view("keyvault:Vault", "kv"))
+
+
+def good_account(**overrides: Any) -> ResourceView:
+    props: dict[str, Any] = {
+        "publicNetworkAccess": "Disabled",
+        "allowSharedKeyAccess": False,
+        "allowBlobPublicAccess": False,
+        "minimumTlsVersion": "TLS1_2",
+        "enableHttpsTrafficOnly": True,
+        "tags": {"environment": "prod"},
+    }
+    props.update(overrides)
+    return azure_view("storage:StorageAccount", "st", **{k: v for k, v in props.items() if v is not None})
+
+
+def test_storage_accounts() -> None:
+    assert not [v for v in evaluate([good_account()]) if v.rule.startswith(("storage", "public-network"))]
+    assert fired("public-network-access-disabled", good_account(publicNetworkAccess=None))
+    assert fired("storage-account-hardened", good_account(allowSharedKeyAccess=None))  # Azure's default is allow
+    assert fired("storage-account-hardened", good_account(allowBlobPublicAccess=True))
+    assert fired("storage-tls12", good_account(minimumTlsVersion="TLS1_0"))
+    container_ = azure_view("storage:BlobContainer", "c", publicAccess="Blob")
+    assert fired("blob-container-private", container_)
+
+
+def test_backups_immutable_in_prod_only() -> None:
+    assert fired_stack("backup-immutable-prod", [good_account()])
+    policy = azure_view("storage:BlobContainerImmutabilityPolicy", "worm")
+    assert not fired_stack("backup-immutable-prod", [good_account(), policy])
+    assert not fired_stack("backup-immutable-prod", [good_account(tags={"environment": "dev"})])
+
+
+def aks(stack: str = "prod", **props: Any) -> ResourceView:
+    return azure_view("containerservice:ManagedCluster", "aks", stack=stack, **props)
+
+
+def test_aks_rules_by_environment() -> None:
+    private = {"apiServerAccessProfile": {"enablePrivateCluster": True}, "disableLocalAccounts": True}
+    assert not fired("aks-private-api-prod", aks(**private))
+    public_limited = {"apiServerAccessProfile": {"authorizedIPRanges": ["198.51.100.0/28"]}}
+    assert fired("aks-private-api-prod", aks(**public_limited))
+    assert not fired("aks-private-api-prod", aks("dev", **public_limited))
+    assert not fired("aks-api-restricted", aks("dev", **public_limited))
+    assert fired("aks-api-restricted", aks("dev"))
+    assert fired("aks-api-restricted", aks("dev", apiServerAccessProfile={"authorizedIPRanges": ["0.0.0.0/0"]}))
+    assert fired("aks-local-accounts-disabled", aks(disableLocalAccounts=False))
+    assert not fired("aks-local-accounts-disabled", aks("dev", disableLocalAccounts=False))
+    # The environment named in the context wins over the stack name.
+    assert fired("aks-local-accounts-disabled", aks("dev"), RuleContext(environment="prod"))
+    nodes = aks(agentPoolProfiles=[{"name": "system", "enableNodePublicIP": True}])
+    assert fired("no-node-public-ip", nodes)
+
+
+# --- images and resources -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("image", "ok"),
+    [
+        ("acr.azurecr.io/orca/jma-receipt:5.2.0-202611", True),
+        ("acr.azurecr.io/orca/jma-receipt@sha256:" + "a" * 64, True),
+        ("localhost:5000/orca:1.0", True),
+        ("acr.azurecr.io/orca/jma-receipt", False),
+        ("acr.azurecr.io/orca/jma-receipt:latest", False),
+        ("registry:5000/orca", False),  # the port is not a tag
+    ],
+)
+def test_images_name_a_version(image: str, ok: bool) -> None:
+    dep = deployment(containers=[container(image=image)])
+    assert bool(fired("image-pinned", dep)) is not ok
+
+
+def test_images_from_private_registry() -> None:
+    assert not fired("image-private-registry", deployment())
+    assert fired("image-private-registry", deployment(containers=[container(image="harukats/jma-receipt:5.2")]))
+
+
+def test_containers_have_requests_and_memory_limits() -> None:
+    assert not fired("container-resources", deployment())
+    bare = deployment(containers=[{"name": "orca", "image": "acr.azurecr.io/o:1"}])
+    assert fired("container-resources", bare) == [
+        "Deployment orca-c1/orca: container orca has no requests.cpu, requests.memory, limits.memory"
+    ]
+    init = deployment(initContainers=[{"name": "seed", "image": "acr.azurecr.io/o:1", "resources": {}}])
+    assert fired("container-resources", init)
+
+
+# --- secrets ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "password",
+        "db-password",
+        "ormaster-password",
+        "ORCA_DB_PASS",
+        "PGPASSWORD",
+        "sharedKey",
+        "AccountKey",
+        "clientSecret",
+        "connectionString",
+        "kubeconfig",
+        "apiToken",
+        "webhook_secret",
+    ],
+)
+def test_credential_names(key: str) -> None:
+    assert credential_key(key)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "secretName",
+        "secretKeyRef",
+        "key",
+        "passwordLength",
+        "existingSecret",
+        "publicKey",
+        "bypass",
+        "automountServiceAccountTokenSeconds",
+        "ORCA_DB_USER",
+        "tokenExpirationSeconds",
+        "keyData",
+    ],
+)
+def test_names_that_only_point_at_credentials(key: str) -> None:
+    assert not credential_key(key)
+
+
+@pytest.mark.parametrize(
+    ("value", "looks"),
+    [
+        ("-----BEGIN RSA PRIVATE KEY-----\nMIIE...", True),
+        ("DefaultEndpointsProtocol=https;AccountName=st;AccountKey=abc123==;EndpointSuffix=core.windows.net", True),
+        ("postgresql://orca:hunter22@db:5432/orca", True),
+        ("https://st.blob.core.windows.net/c?sv=2024&sig=AbCdEfGhIjKlMnOpQrSt%3D", True),
+        ('PGPASSWORD="$ORCA_DB_PASS" pg_dump -Fc', False),
+        ("https://st.blob.core.windows.net", False),
+        ("orcaplatformdev.azurecr.io/orca/jma-receipt:5.2.0", False),
+    ],
+)
+def test_credential_values(value: str, looks: bool) -> None:
+    assert credential_value(value) is looks
+
+
+def test_plaintext_secrets_in_state() -> None:
+    wrapped = k8s_view("Secret", "creds", stringData=secret({"db-password": "x" * 12}))
+    encrypted = k8s_view("Secret", "creds", stringData=secret(...))
+    plain = k8s_view("Secret", "creds", stringData={"db-password": "x" * 12})
+    assert not fired("secret-not-plaintext", wrapped)
+    assert not fired("secret-not-plaintext", encrypted)
+    assert fired("secret-not-plaintext", plain)
+    conn = azure_view("network:VirtualNetworkGatewayConnection", "cn", sharedKey="plain-psk-value")
+    assert fired("secret-not-plaintext", conn) == [
+        "VirtualNetworkGatewayConnection cn: inputs.sharedKey (its name says credential) is stored in clear text"
+    ]
+    sealed = azure_view("network:VirtualNetworkGatewayConnection", "cn", sharedKey=secret(...))
+    assert not fired("secret-not-plaintext", sealed)
+    declared = ResourceView(
+        type="random:index/randomPassword:RandomPassword",
+        outputs={"result": "plain-generated-password"},
+        additional_secret_outputs=("result",),
+    )
+    assert fired("secret-not-plaintext", declared)
+    # Messages name the place, never the value.
+    assert all("plain-psk-value" not in m for m in fired("secret-not-plaintext", conn))
+
+
+def test_inline_credentials_in_pods_and_configmaps() -> None:
+    env = [{"name": "ORCA_DB_PASS", "value": "orca_password"}]
+    dep = deployment(containers=[container(env=env)])
+    assert fired("credential-not-inline", dep)
+    # Even encrypted by Pulumi, the value lands in plain in the Deployment object.
+    assert fired(
+        "credential-not-inline", deployment(containers=[container(env=[{"name": "X_TOKEN", "value": ENCRYPTED}])])
+    )
+    ok_env = [
+        {"name": "ORCA_DB_PASS", "valueFrom": {"secretKeyRef": {"name": "orca-credentials", "key": "db-password"}}}
+    ]
+    assert not fired("credential-not-inline", deployment(containers=[container(env=ok_env)]))
+    cm = k8s_view("ConfigMap", "cfg", data={"db.conf": "x", "db-password": "y"})
+    assert fired("credential-not-inline", cm) == ["ConfigMap orca-c1/cfg holds db-password, which names a credential"]
+
+
+def test_default_passwords_are_caught_even_when_wrapped() -> None:
+    # At preview pulumi_policy has already unwrapped secrets: the value is visible and judged.
+    unwrapped = k8s_view("Secret", "creds", stringData={"ormaster-password": "ormaster"})
+    assert fired("no-default-credentials", unwrapped)
+    wrapped = k8s_view("Secret", "creds", stringData=secret({"ormaster-password": "ormaster"}))
+    assert fired("no-default-credentials", wrapped)
+    b64 = k8s_view("Secret", "creds", data={"db-password": "b3JjYV9wYXNzd29yZA=="})  # orca_password
+    assert fired("no-default-credentials", b64)
+    assert not fired("no-default-credentials", k8s_view("Secret", "c", stringData={"db-password": "Xk3-9fq-PLm"}))
+
+
+# --- robustness ---------------------------------------------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.floats(allow_nan=False) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+TYPES = sorted(
+    {
+        "kubernetes:core/v1:Service",
+        "kubernetes:apps/v1:Deployment",
+        "kubernetes:batch/v1:CronJob",
+        "kubernetes:core/v1:PersistentVolumeClaim",
+        "kubernetes:storage.k8s.io/v1:StorageClass",
+        "kubernetes:core/v1:Secret",
+        "kubernetes:core/v1:ConfigMap",
+        "kubernetes:networking.k8s.io/v1:Ingress",
+        "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+        "kubernetes:helm.sh/v3:Release",
+        "azure-native:containerservice:ManagedCluster",
+        "azure-native:network:NetworkSecurityGroup",
+        "azure-native:storage:StorageAccount",
+        "azure-native:network:PublicIPAddress",
+    }
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(TYPES),
+            st.dictionaries(
+                st.sampled_from(
+                    [
+                        "metadata",
+                        "spec",
+                        "values",
+                        "data",
+                        "stringData",
+                        "apiServerAccessProfile",
+                        "securityRules",
+                        "tags",
+                        "publicNetworkAccess",
+                    ]
+                ),
+                json_values,
+            ),
+        ),
+        max_size=6,
+    )
+)
+def test_rules_never_crash_on_odd_properties(resources: list[tuple[str, dict[str, Any]]]) -> None:
+    """Exports from older program versions carry shapes nobody wrote a rule for: judge them, never crash."""
+    views = [ResourceView(type=t, urn=f"urn:pulumi:dev::p::{t}::r{i}", props=p) for i, (t, p) in enumerate(resources)]
+    for v in evaluate(views):
+        assert v.rule in rules_by_id()
+    assert CLINIC_LABELS  # the support module's labels stay what the program uses

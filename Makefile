@@ -11,14 +11,16 @@ OUT ?= build/synth/$(STACK)
 EXPORT ?= build/synth/$(STACK)/stack-export.json
 REPORT ?= build/audit/$(STACK)
 
-.PHONY: help venv scan-venv test lint typecheck unit checks synth synth-all plan export audit bench clean
+.PHONY: help venv scan-venv policy-venv test lint typecheck unit checks synth synth-all plan export audit audit-samples bench clean
 
 help:
 	@echo "make test                           lint, type-check, unit tests and offline checks (what CI runs)"
 	@echo "make synth  [STACK= TENANTS= OUT=]  run the program offline and write what it would create"
 	@echo "make plan   [STACK= TENANTS=]       density and cost table for the stack's clinics"
 	@echo "make export [STACK=]                a stack export (deployment v3) of the offline run, for audits"
-	@echo "make audit  EXPORT=file [REPORT=dir] [ARCHIVE=s3://bucket/prefix]  audit a 'pulumi stack export'"
+	@echo "make audit  EXPORT=file [REPORT=dir] [ARCHIVE=s3://bucket/prefix] [RETENTION=years]  audit a 'pulumi stack export'"
+	@echo "make audit-samples                  export and audit both sample stacks (must find no violation)"
+	@echo "make policy-venv                    policy/venv for 'pulumi preview --policy-pack policy'"
 	@echo "make bench                          time the offline run for 10, 100 and 1,000 clinics"
 
 $(VENV)/.installed: requirements.txt
@@ -28,6 +30,15 @@ $(VENV)/.installed: requirements.txt
 	touch $@
 
 venv: $(VENV)/.installed
+
+# The policy pack runs in a virtualenv of its own (policy/PulumiPolicy.yaml); it needs only pulumi-policy.
+policy/venv/.installed: policy/requirements.txt
+	$(PYTHON) -m venv policy/venv
+	policy/venv/bin/python -m pip install --quiet --upgrade pip
+	policy/venv/bin/python -m pip install --quiet -r policy/requirements.txt
+	touch $@
+
+policy-venv: policy/venv/.installed
 
 $(SCAN_VENV)/.installed: requirements-scan.txt
 	$(PYTHON) -m venv $(SCAN_VENV)
@@ -67,7 +78,13 @@ export: venv
 	$(PY) -m tools.stack_export --stack $(STACK) --out $(EXPORT)
 
 audit: venv
-	$(PY) -m tools.audit --export $(EXPORT) --out $(REPORT) $(if $(ARCHIVE),--archive $(ARCHIVE))
+	$(PY) -m tools.audit --export $(EXPORT) --out $(REPORT) $(if $(ARCHIVE),--archive $(ARCHIVE)) \
+		$(if $(RETENTION),--retention-years $(RETENTION))
+
+# The program's own exports must pass every rule: run after `synth`, which clears build/synth/<stack>.
+audit-samples: venv
+	$(MAKE) export audit STACK=dev
+	$(MAKE) export audit STACK=prod
 
 bench: venv
 	$(PY) -m bench.run

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import copy
 import ipaddress
-import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,16 +188,6 @@ def azure(run: Run, type_suffix: str) -> list[Registered]:
 def provider_urn(ref: str) -> str:
     """A provider reference is '<urn>::<id>'; the URN itself contains '::'."""
     return ref.rsplit("::", 1)[0] if ref else ""
-
-
-def children_of(run: Run, parent: Registered) -> list[Registered]:
-    return [r for r in run.resources if r.parent == parent.urn]
-
-
-def find(items: list[dict[str, Any]], pred: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-    found = [i for i in items if pred(i)]
-    assert len(found) == 1, f"expected one match in {json.dumps(items, default=str)[:400]}"
-    return found[0]
 
 
 def label_selector_matches(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:

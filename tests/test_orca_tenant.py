@@ -24,7 +24,6 @@ from orca_test_support import (
     meta,
     only,
     program_config,
-    provider_urn,
     raw_settings,
     walk_strings,
     write_yaml,
@@ -478,15 +477,7 @@ def test_server_admits_only_the_ingress_controller_and_the_clinic_networks(case:
                 assert not cnp.inputs["spec"].get("ingress"), f"{cnp.urn} admits traffic to the ORCA server"
 
 
-# --- provider, outputs ----------------------------------------------------------------------------------------------
-
-
-def test_clinic_objects_use_the_cluster_provider(case: Case) -> None:
-    provider = only(case.run.by_type("pulumi:providers:kubernetes"), "kubernetes provider")
-    for clinic in case.tenants.clinics:
-        for res in case.run.resources:
-            if res.is_kubernetes and (meta(res).get("namespace") == case.ns(clinic)):
-                assert provider_urn(res.provider) == provider.urn, res.urn
+# --- outputs ------------------------------------------------------------------------------------------------------
 
 
 def test_outputs_per_clinic(case: Case) -> None:

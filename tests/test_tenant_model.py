@@ -38,12 +38,12 @@ def is_valid_clinic_id(text: str) -> bool:
     )
 
 
-def binary_quantity_bytes(text: str) -> int | None:
-    """Bytes of '<number><Ki|Mi|Gi|Ti>' with a positive number; None when the text is not of that form."""
+def binary_quantity_bytes(text: str) -> Decimal | None:
+    """Exact bytes of '<number><Ki|Mi|Gi|Ti>' with a positive number; None when the text is not of that form."""
     m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti)", text.strip())
     if not m or Decimal(m[1]) <= 0:
         return None
-    return int(Decimal(m[1]) * UNITS[m[2]])
+    return Decimal(m[1]) * UNITS[m[2]]
 
 
 # --- generators -----------------------------------------------------------------------------------------------------
@@ -180,7 +180,8 @@ def test_volume_quantities_parse_iff_binary_suffix_form(text: str) -> None:
         problems = problems_of(one_clinic(volumeSize=text))
         assert [(p.clinic, p.field) for p in problems] == [("sakura-naika", "volumeSize")]
     else:
-        assert parse_bytes(text) == expected
+        # Whole bytes: a fraction of a byte may be rounded (up, as Kubernetes does; see the test below).
+        assert abs(parse_bytes(text) - expected) < 1
 
 
 @pytest.mark.xfail(strict=True, reason="BUG: parse_bytes truncates: '0.0001Ki' passes 'greater than zero' as 0 bytes")

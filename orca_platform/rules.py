@@ -894,8 +894,8 @@ def _no_host(v: ResourceView, ctx: RuleContext) -> Iterator[str]:
 @_rule(
     "container-resources",
     "Every container has requests and limits",
-    "Requests let the scheduler place clinics by what they need; a memory limit stops one clinic's runaway process "
-    "from evicting its neighbours. (No CPU limit is required: it throttles without protecting anyone.)",
+    "Requests let the scheduler place clinics by what they need (the density plan counts on them); limits stop one "
+    "clinic's runaway process from starving or evicting its neighbours on the node.",
     A,
 )
 def _resources(v: ResourceView, ctx: RuleContext) -> Iterator[str]:
@@ -906,7 +906,8 @@ def _resources(v: ResourceView, ctx: RuleContext) -> Iterator[str]:
         res = as_map(c.get("resources"))
         missing = [
             f"{part}.{what}"
-            for part, what in (("requests", "cpu"), ("requests", "memory"), ("limits", "memory"))
+            for part in ("requests", "limits")
+            for what in ("cpu", "memory")
             if dig(res, part, what) is None
         ]
         if missing:

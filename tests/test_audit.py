@@ -315,3 +315,46 @@ def test_build_export_is_stable_but_secrets_are_not_linkable(dev_run: Run) -> No
     sec_a = [r["inputs"]["stringData"]["ciphertext"] for r in resources(a) if r["type"].endswith(":Secret")]
     sec_b = [r["inputs"]["stringData"]["ciphertext"] for r in resources(b) if r["type"].endswith(":Secret")]
     assert not set(sec_a) & set(sec_b)
+
+
+def test_restored_clinic_shows_the_volume_in_use_and_keeps_the_earlier_one() -> None:
+    from orca_platform.rules import RuleContext
+    from tests.audit_support import clinic_pvc, deployment, k8s_view
+
+    original = clinic_pvc()
+    restored = k8s_view(
+        "PersistentVolumeClaim",
+        "orca-state-r1",
+        labels={"orca-platform.io/clinic": "c1", "orca-platform.io/data": "clinic"},
+        protect=True,
+        retain=True,
+        spec={"storageClassName": "orca-disk", "resources": {"requests": {"storage": "64Gi"}}},
+    )
+    server = deployment(volumes=[{"name": "state", "persistentVolumeClaim": {"claimName": "orca-state-r1"}}])
+    ns = k8s_view("Namespace", "orca-c1", namespace="orca-c1", protect=True)
+    views = [ns, original, restored, server]
+    ctx = RuleContext().for_stack(views)
+    (row,) = audit.clinic_rows(views, ctx, [])
+    assert row["volume"]["claim"] == "orca-state-r1"
+    assert [(v["claim"], v["inUse"]) for v in row["volumes"]] == [("orca-state", False), ("orca-state-r1", True)]
+    report = {
+        "export": {
+            "stack": "dev",
+            "project": "p",
+            "sha256": "0",
+            "source": "x",
+            "updatedAt": "",
+            "engine": "",
+            "deploymentVersion": 3,
+            "resources": 4,
+        },
+        "summary": {"result": "pass", "clinics": 1, "mandatory": 0, "advisory": 0, "publicEndpoints": 0},
+        "generatedAt": "",
+        "notes": [],
+        "clinics": [row],
+        "publicEndpoints": [],
+        "vpnSites": [],
+        "violations": [],
+        "rules": [],
+    }
+    assert "Earlier volume generations" in audit.render_markdown(report)

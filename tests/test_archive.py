@@ -201,3 +201,15 @@ def test_locations_and_dates() -> None:
     assert retain_until(datetime(2028, 2, 29, tzinfo=UTC), 5) == datetime(2033, 2, 28, tzinfo=UTC)
     with pytest.raises(ArchiveError):
         retain_until(NOW, 0)
+
+
+@pytest.mark.parametrize(
+    ("url", "years"), [("https://bucket/x", "5"), ("s3://bucket/x", "0"), ("s3://bucket/x", "101")]
+)
+def test_bad_location_or_retention_is_refused_before_anything(
+    url: str, years: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "r"
+    status = audit.main(["--export", str(CLEAN), "--out", str(out), "--archive", url, "--retention-years", years])
+    assert status == 2 and not out.exists()
+    assert "archive refused" in capsys.readouterr().err

@@ -104,11 +104,12 @@ def test_export_marks_secrets_the_engine_would(dev_export: dict[str, Any]) -> No
 
 
 def test_raw_mock_values_would_be_a_finding(dev_run: Run) -> None:
-    """Without the engine's secret tracking the PSK sits in clear: this is what the rule exists to catch."""
+    """Without the engine's secret tracking (mocks that forget additionalSecretOutputs) the PSK would sit in clear:
+    this is what the rule exists to catch."""
     from orca_platform.rules import ResourceView, rules_by_id
 
     conn = next(r for r in dev_run.resources if r.type.endswith("VirtualNetworkGatewayConnection"))
-    view = ResourceView(type=conn.type, urn=conn.urn, name=conn.name, props=conn.inputs)
+    view = ResourceView(type=conn.type, urn=conn.urn, name=conn.name, props=reveal(conn.inputs))
     assert rules_by_id()["secret-not-plaintext"].run_resource(view, audit.RuleContext())
 
 

@@ -48,7 +48,7 @@ from orca_platform.rules import (
     pod_spec,
     truthy,
 )
-from tools.archive import ArchiveError, Item, archive
+from tools.archive import ArchiveError, Item, archive, parse_s3_url, retain_until
 
 REPORT_SCHEMA = "orca-platform/audit-report/v1"
 SUPPORTED_VERSIONS = (1, 2, 3, 4)
@@ -587,6 +587,14 @@ def main(argv: list[str] | None = None, *, now: datetime | None = None) -> int:
 
     source = "stdin" if args.export == "-" else args.export
     try:
+        if args.archive:
+            # Fail on a bad location or retention before anything is read or written.
+            parse_s3_url(args.archive)
+            retain_until(datetime.now(UTC), args.retention_years)
+    except ArchiveError as exc:
+        print(f"archive refused: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    try:
         data = _read(args.export)
         loaded = load_export(data, source)
     except AuditInputError as exc:
@@ -599,11 +607,15 @@ def main(argv: list[str] | None = None, *, now: datetime | None = None) -> int:
     )
     report, violations = build_report(loaded, ctx, now=now)
     out = Path(args.out) if args.out else Path("build") / "audit" / (loaded.stack or "stack")
-    out.mkdir(parents=True, exist_ok=True)
     markdown = render_markdown(report)
     as_json = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
-    (out / "audit-report.md").write_text(markdown, encoding="utf-8")
-    (out / "audit-report.json").write_text(as_json, encoding="utf-8")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "audit-report.md").write_text(markdown, encoding="utf-8")
+        (out / "audit-report.json").write_text(as_json, encoding="utf-8")
+    except OSError as exc:
+        print(f"cannot write the report to {out}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_REFUSED
 
     s = report["summary"]
     print(

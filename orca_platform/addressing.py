@@ -107,8 +107,9 @@ def _capacity_problems(settings: Settings, source: str, clinics_with_ilb: int) -
     subnets = _subnets(settings.network)
     c = settings.cluster
     problems: list[Problem] = []
-    # Overlay: only nodes take subnet addresses; count every node the pools may reach plus one surge each.
-    nodes = c.system_pool.max_count + c.orca_pool.max_count + 2
+    # Overlay: only nodes take subnet addresses; count every node the pools may reach plus their upgrade surge
+    # (one for the system pool, capacity.surgeNodes for the ORCA pool).
+    nodes = c.system_pool.max_count + c.orca_pool.max_count + 1 + settings.capacity.surge_nodes
     node_net = subnets["nodeSubnetCidr"]
     if usable_hosts(node_net) < nodes:
         problems.append(

@@ -7,7 +7,6 @@ headroom, and what a clinic costs per month. The stack's own choice must reach i
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -19,6 +18,8 @@ from .storage import StorageRefusedError, StorageStrategy, strategy
 from .tenants import Clinic, StorageStrategyName, TenantsFile
 
 MIB = 2**20
+# Node count reported when some clinic fits on no node of a size at all.
+UNPLACEABLE = 10**6
 PLANNED_STRATEGIES = (StorageStrategyName.AZURE_DISK, StorageStrategyName.AZURE_FILES_NFS)
 
 
@@ -97,6 +98,34 @@ def clinic_strategy(clinic: Clinic, settings: Settings) -> StorageStrategy:
     return strategy(clinic.storage or settings.storage.strategy, settings.storage.sku)
 
 
+@dataclass(frozen=True)
+class Demand:
+    cpu_m: int
+    memory_mib: float
+    disk: bool
+
+
+def pack(demands: list[Demand], cpu_m: float, memory_mib: float, pods: int, disks: int | None) -> int | None:
+    """Nodes needed to place every clinic, by first-fit decreasing over CPU, memory, pod and disk slots.
+
+    The scheduler places real pods, not an average clinic: mixed sizes fragment, and an average can promise
+    fewer nodes than the clinics need. None when one clinic alone does not fit on an empty node.
+    """
+    free: list[list[float]] = []  # per node: cpu, memory, pod slots, disk slots left
+    fresh = [cpu_m, memory_mib, float(pods), float("inf") if disks is None else float(disks)]
+    for d in sorted(demands, key=lambda d: (d.cpu_m, d.memory_mib), reverse=True):
+        need = [d.cpu_m, d.memory_mib, 1.0, 1.0 if d.disk else 0.0]
+        node = next((n for n in free if all(left >= want for left, want in zip(n, need, strict=True))), None)
+        if node is None:
+            if not all(left >= want for left, want in zip(fresh, need, strict=True)):
+                return None
+            node = list(fresh)
+            free.append(node)
+        for i, want in enumerate(need):
+            node[i] -= want
+    return len(free)
+
+
 def fit(
     vm_size: str,
     node: NodeSize,
@@ -127,7 +156,12 @@ def fit(
         limits["data disks"] = by_disks
     binding = min(limits, key=lambda k: (limits[k], k != "data disks"))
     per_node = limits[binding]
-    nodes_for_clinics = math.ceil(n / per_node) if per_node else 10**6
+    demands = [
+        Demand(s.cpu_request_m, s.memory_request_bytes / MIB, st.attaches_per_volume)
+        for s, st in zip(sizes, strategies, strict=True)
+    ]
+    packed = pack(demands, cpu_free, mem_free_mib, by_pods, node.max_data_disks if disk_share else None)
+    nodes_for_clinics = packed if packed is not None else UNPLACEABLE
     nodes = nodes_for_clinics + cap.failure_headroom_nodes
     storage_usd = sum(s.monthly_usd(c.volume_bytes, catalogue) for s, c in zip(strategies, clinics, strict=True))
     per_clinic = None if node.monthly_usd is None else (node.monthly_usd * nodes + storage_usd) / n
@@ -205,7 +239,16 @@ def plan_capacity(
         )
     target = settings.capacity.density_target
     problems: list[Problem] = []
-    if chosen.per_node < target:
+    if chosen.nodes_for_clinics == UNPLACEABLE:
+        problems.append(
+            Problem(
+                config_source,
+                where,
+                f"some clinic's size class needs more CPU or memory than one {chosen.vm_size} node offers. "
+                f"{cheapest_fix(rows, target)}",
+            )
+        )
+    elif chosen.per_node < target:
         problems.append(
             Problem(
                 config_source,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
 _MEMORY = re.compile(r"^(?P<num>[0-9]+(\.[0-9]+)?)(?P<unit>Ki|Mi|Gi|Ti)$")
@@ -12,18 +12,19 @@ _CPU = re.compile(r"^(?P<num>[0-9]+(\.[0-9]{1,3})?)(?P<m>m?)$")
 
 def parse_bytes(text: str) -> int:
     """Bytes of a binary-suffixed quantity such as '1280Mi' or '32Gi'."""
-    m = _MEMORY.match(text.strip())
+    m = _MEMORY.fullmatch(text.strip())
     if not m:
         raise ValueError(f"must be a Kubernetes quantity with a binary suffix such as 32Gi or 1280Mi (got {text!r})")
-    value = Decimal(m["num"]) * _BINARY[m["unit"]]
+    # Kubernetes rounds a fractional quantity up to the next whole byte.
+    value = int((Decimal(m["num"]) * _BINARY[m["unit"]]).to_integral_value(rounding=ROUND_CEILING))
     if value <= 0:
         raise ValueError(f"must be greater than zero (got {text!r})")
-    return int(value)
+    return value
 
 
 def parse_millicores(text: str) -> int:
     """Millicores of a CPU quantity such as '250m' or '2'."""
-    m = _CPU.match(text.strip())
+    m = _CPU.fullmatch(text.strip())
     if not m:
         raise ValueError(f"must be a CPU quantity such as 250m or 2 (got {text!r})")
     if m["m"]:

@@ -63,6 +63,24 @@ def _size_problems(tenants: TenantsFile, catalogue: Catalogue, source: str) -> l
     ]
 
 
+def _name_problems(settings: Settings, tenants: TenantsFile, source: str) -> list[Problem]:
+    """Names clinics actually get: two FQDNs alike (one of them defaulted), or a namespace the platform uses."""
+    problems: list[Problem] = []
+    owners: dict[str, Clinic] = {}
+    for c in tenants.clinics:
+        host = fqdn(c, settings)
+        first = owners.get(host)
+        # Two explicit hostnames alike are already reported by the tenants file's own checks.
+        if first is not None and not (first.hostname and c.hostname):
+            message = f"{host} is already used by clinic '{first.id}' as its FQDN"
+            problems.append(Problem(source, "hostname", message, c.id))
+        owners.setdefault(host, c)
+        if namespace(c.id) == settings.ingress.namespace:
+            message = f"gives namespace {namespace(c.id)}, the ingress controller's own namespace"
+            problems.append(Problem(source, "id", message, c.id))
+    return problems
+
+
 def plan_stack(
     settings: Settings, tenants: TenantsFile, catalogue: Catalogue, tenants_source: str, config_source: str
 ) -> StackPlan:
@@ -70,6 +88,7 @@ def plan_stack(
     problems = network_problems(settings, config_source, clinics_with_ilb=len(tenants.clinics))
     problems += tenant_address_problems(settings, tenants, tenants_source)
     problems += _size_problems(tenants, catalogue, tenants_source)
+    problems += _name_problems(settings, tenants, tenants_source)
     problems += storage_problems(settings, tenants, tenants_source, config_source)
     if problems:
         raise InputError(problems)

@@ -49,7 +49,7 @@ def _quantity(value: str) -> str:
 
 
 def _image(value: str) -> str:
-    if not IMAGE_REF.match(value):
+    if not IMAGE_REF.fullmatch(value):
         raise ValueError(
             "must be an image reference with an explicit tag or digest, e.g. myacr.azurecr.io/orca:5.2.0-1"
         )
@@ -69,7 +69,7 @@ def _cidr(value: str) -> str:
 
 
 def _cron(value: str) -> str:
-    if not CRON.match(value):
+    if not CRON.fullmatch(value):
         raise ValueError("must be a five-field cron expression such as '30 1 * * *'")
     return value
 
@@ -133,7 +133,7 @@ class Clinic(Strict):
     @field_validator("id")
     @classmethod
     def _id(cls, value: str) -> str:
-        if not CLINIC_ID.match(value):
+        if not CLINIC_ID.fullmatch(value):
             raise ValueError(
                 "must be a DNS label of 3 to 40 characters: lowercase letters, digits and single hyphens, "
                 "starting with a letter"
@@ -152,7 +152,7 @@ class Clinic(Strict):
     @field_validator("hostname")
     @classmethod
     def _hostname(cls, value: str | None) -> str | None:
-        if value is not None and not DNS_NAME.match(value):
+        if value is not None and not DNS_NAME.fullmatch(value):
             raise ValueError("must be a lowercase DNS name such as sakura.orca.example.jp")
         return value
 

@@ -359,3 +359,24 @@ def test_restored_clinic_shows_the_volume_in_use_and_keeps_the_earlier_one() -> 
         "rules": [],
     }
     assert "Earlier volume generations" in audit.render_markdown(report)
+
+
+def test_export_of_a_program_that_labelled_nothing(dev_export: dict[str, Any], tmp_path: Path) -> None:
+    """Before clinic labels existed, clinics are still found by namespace, and what cannot be shown is reported."""
+    doc = json.loads(json.dumps(dev_export))
+    for r in resources(doc):
+        for part in ("inputs", "outputs"):
+            labels = ((r.get(part) or {}).get("metadata") or {}).get("labels")
+            if isinstance(labels, dict):
+                labels.pop("orca-platform.io/clinic", None)
+                labels.pop("orca-platform.io/data", None)
+    status, report, _ = run_audit(tmp_path, doc)
+    assert report is not None and status == 1
+    assert sorted(r["clinic"] for r in report["clinics"]) == ["test-aoba", "test-midori", "test-sakura"]
+    assert any("recognised by their namespace names" in n for n in report["notes"])
+    # Without the data label nobody can show which volume holds the clinic's data: that is a finding, per clinic.
+    assert {c for rule, c in rules_hit(report) if rule == "clinic-has-protected-volume"} == {
+        "test-aoba",
+        "test-midori",
+        "test-sakura",
+    }

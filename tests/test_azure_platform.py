@@ -315,9 +315,6 @@ def test_ilb_subnet_must_hold_every_clinic_and_the_ingress() -> None:
     assert len(problems) == 1 and "12 are needed" in problems[0].message
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: node subnet sizing adds a fixed 2 surge nodes, ignoring capacity.surgeNodes"
-)
 def test_node_subnet_counts_the_configured_surge() -> None:
     # /28: 11 usable. Pools may reach 2 (system) + 7 (orca) nodes; upgrades add 1 (system) + 3 (surgeNodes) = 13.
     def mutate(raw: dict[str, Any]) -> None:

@@ -318,10 +318,6 @@ def test_adding_a_clinic_at_least_as_large_as_all_never_needs_fewer_nodes(
     assert node_fit(vm, storage, [*sizes, extra]).nodes >= node_fit(vm, storage, sizes).nodes
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: fit() divides by an average clinic, so one more (smaller) clinic can lower the node count",
-)
 @PROPERTY
 @given(vm_sizes, strategies, size_lists, st.sampled_from(SIZES))
 # 13 clinics on D4s_v5: average memory 26880/13 = 2068 MiB -> 14410 // 2068 = 6 per node -> 3 nodes; one more small
@@ -373,10 +369,6 @@ def test_the_exact_packing_check_itself() -> None:
     assert not can_hold(["large"] * 4, 1, "Standard_D4s_v5", NFS)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: fit() plans with the average clinic; mixed sizes can need more nodes than it plans (fragmentation)",
-)
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.sampled_from(["Standard_D4s_v5", "Standard_E4s_v5"]), strategies, st.lists(st.sampled_from(SIZES), max_size=14)

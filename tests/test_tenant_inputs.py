@@ -30,7 +30,7 @@ from orca_platform.catalogue import load_catalogue
 from orca_platform.errors import InputError, Problem
 from orca_platform.stack_plan import plan_stack
 from orca_platform.tenants import load_tenants
-from tools.offline import Run
+from tools.offline import Run, reveal
 
 Doc = dict[str, Any]
 
@@ -93,21 +93,12 @@ BAD_CLINICS: dict[str, Any] = {
 MISSED: dict[str, Any] = {
     "hostname-equals-another-clinics-default-fqdn": pytest.param(
         Bad(_set(1, "hostname", lambda a: f"alpha-naika.{a.zone}"), "beta-geka", "hostname", "already used"),
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="BUG: duplicates compare only explicit hostnames, not the FQDNs clinics actually get",
-        ),
     ),
     "namespace-of-the-ingress-controller": pytest.param(
         Bad(_set(1, "id", lambda a: "ingress"), "ingress", "id", "ingress"),
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="BUG: clinic id 'ingress' gives namespace orca-ingress, the ingress controller's own namespace",
-        ),
     ),
     "id-with-trailing-newline": pytest.param(
         Bad(_set(1, "id", lambda a: "beta-geka\n"), "beta-geka\n", "id", "DNS label"),
-        marks=pytest.mark.xfail(strict=True, reason="BUG: CLINIC_ID uses re.match with '$', which accepts a final \\n"),
     ),
 }
 
@@ -250,11 +241,10 @@ def test_synth_writes_manifests_on_good_input(tmp_path: Path, dev_run: Run) -> N
             assert (out / "k8s" / f"orca-{cid}" / f"{kind}.yaml").is_file(), f"{cid}: {kind} not written"
     outputs = json.loads((out / "stack-outputs.json").read_text(encoding="utf-8"))
     assert set(outputs["clinics"]) == set(dev_run.outputs["clinics"])
-    # The same program, the same mock names: the clinics' generated passwords must not reach any written file.
-    tenants = {r.urn for r in dev_run.by_type("orca:platform:OrcaTenant")}
+    # The same program, the same mock names: no generated password (the clinics' and the VPN keys) reaches a file.
     generated = dev_run.by_type("random:index/randomPassword:RandomPassword")
-    passwords = [r.outputs["result"] for r in generated if r.parent in tenants]
-    assert passwords
+    passwords = [reveal(r.outputs["result"]) for r in generated]
+    assert len(passwords) == 2 * len(dev_run.outputs["clinics"]) + 2  # two per clinic, one per VPN site
     for file in out.rglob("*"):
         if file.is_file():
             text = file.read_text(encoding="utf-8")

@@ -12,6 +12,7 @@ import json
 import os
 import runpy
 import sys
+import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,7 +158,19 @@ def _kubeconfig() -> str:
 class OfflineMocks(mocks.Mocks):
     """Plausible provider answers: what Azure and Kubernetes would hand back, so outputs resolve."""
 
+    def __init__(self) -> None:
+        # The engine, not the SDK, marks `additionalSecretOutputs` secret; the recording monitor passes them here,
+        # per thread (registrations run on a thread pool), so the mocks can do the engine's part.
+        self.secret_outputs = threading.local()
+
     def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        rid, state = self._answer(args)
+        for key in getattr(self.secret_outputs, "keys", ()):
+            if key in state and not is_secret(state[key]):
+                state[key] = {SIG_KEY: SECRET_SIG, "value": state[key]}
+        return rid, state
+
+    def _answer(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         state = dict(args.inputs)
         typ = args.typ
         if typ.startswith("azure-native:"):
@@ -192,6 +205,9 @@ class OfflineMocks(mocks.Mocks):
         if typ.startswith("random:"):
             if typ == "random:index/randomUuid:RandomUuid":
                 state["result"] = str(uuid.uuid5(uuid.NAMESPACE_OID, args.name))
+            elif typ == "random:index/randomString:RandomString":
+                length = int(args.inputs.get("length", 16))
+                state["result"] = uuid.uuid5(uuid.NAMESPACE_OID, args.name).hex[:length]
             else:
                 state["result"] = "mock-" + uuid.uuid5(uuid.NAMESPACE_OID, args.name).hex[:24]
             return args.name + "-id", state
@@ -219,6 +235,8 @@ class RecordingMonitor(mocks.MockMonitor):
         self.registered: list[Registered] = []
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
+        if isinstance(self.mocks, OfflineMocks):
+            self.mocks.secret_outputs.keys = list(request.additionalSecretOutputs)
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type == "pulumi:pulumi:Stack":
             return response
@@ -269,11 +287,12 @@ def run_program(
     main: Path = PROJECT_DIR / "__main__.py",
 ) -> Run:
     """Run the program once, synchronously, and return what it registered. Raises what the program raises."""
-    monitor = RecordingMonitor(OfflineMocks())
+    answers = OfflineMocks()
+    monitor = RecordingMonitor(answers)
     pulumi.runtime.set_all_config(config if config is not None else stack_config(stack))
     settings.SETTINGS.rpc_manager.clear()
     settings.SETTINGS.outputs.clear()
-    mocks.set_mocks(OfflineMocks(), project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    mocks.set_mocks(answers, project=PROJECT, stack=stack, preview=False, monitor=monitor)
     root = settings.get_root_resource()
     if str(PROJECT_DIR) not in sys.path:
         sys.path.insert(0, str(PROJECT_DIR))

@@ -279,13 +279,26 @@ def is_prod(env: str) -> bool:
     return env in ("prod", "production", "prd") or env.startswith("prod")
 
 
+_CLINIC_NAMESPACE = re.compile(r"orca-([a-z0-9](?:[a-z0-9-]*[a-z0-9])?)")
+
+
 def clinic_namespaces(views: Iterable[ResourceView]) -> dict[str, str]:
-    """namespace -> clinic id for every namespace the stack marks as a clinic's (by the clinic label)."""
+    """namespace -> clinic id for every namespace the stack marks as a clinic's (by the clinic label).
+
+    Exports of program versions that labelled nothing fall back to the Namespaces named orca-<id>.
+    """
+    views = list(views)
     found: dict[str, str] = {}
     for v in views:
         clinic = as_text(v.labels.get(CLINIC_LABEL))
         if clinic and v.is_kubernetes and v.namespace:
             found.setdefault(v.namespace, clinic)
+    if found:
+        return found
+    for v in views:
+        m = _CLINIC_NAMESPACE.fullmatch(v.k8s_name) if v.kind == "Namespace" else None
+        if m and v.k8s_name not in PLATFORM_NAMESPACES:
+            found[v.k8s_name] = m.group(1)
     return found
 
 
@@ -300,7 +313,7 @@ def clinic_of(view: ResourceView, ctx: RuleContext | None = None) -> str | None:
     known = ctx.clinic_namespaces if ctx else {}
     if known:
         return known.get(ns)
-    m = re.fullmatch(r"orca-([a-z0-9](?:[a-z0-9-]*[a-z0-9])?)", ns)
+    m = _CLINIC_NAMESPACE.fullmatch(ns)
     return m.group(1) if m and ns not in PLATFORM_NAMESPACES else None
 
 

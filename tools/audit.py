@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from orca_platform.rules import (
+    CLINIC_LABEL,
     CLINIC_NAME_ANNOTATION,
     INTERNAL_LB,
     LB_IPV4,
@@ -389,6 +390,11 @@ def build_report(
     rows = clinic_rows(loaded.views, full, violations)
     if loaded.views and not rows:
         loaded.notes.append("no clinic namespace (labelled orca-platform.io/clinic) was found in this stack")
+    elif rows and not any(v.labels.get(CLINIC_LABEL) for v in loaded.views):
+        loaded.notes.append(
+            "no object carries the orca-platform.io/clinic label (an older program version?): clinics were "
+            "recognised by their namespace names (orca-<id>)"
+        )
     endpoints = public_endpoints(loaded.views)
     report: dict[str, Any] = {
         "schema": REPORT_SCHEMA,

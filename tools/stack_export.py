@@ -8,10 +8,10 @@ Secrets are written as the engine writes them, `{"4dabf...": "1b47...", "ciphert
 is a one-way keyed digest (random key per export): it never contains the plaintext and cannot be decrypted, which
 is all an audit may rely on anyway.
 
-Mock fidelity: the mock monitor does not tell the SDK which outputs are secret (the engine would, from
-additionalSecretOutputs and the provider schema), so a secret that flows from one resource into another arrives
-unmarked. The export repairs that the way the engine would have: outputs named in additionalSecretOutputs, outputs
-whose input was secret, and any value equal to (or containing) a known secret are written as secrets.
+Secret marking follows the engine: outputs named in additionalSecretOutputs and outputs whose input was secret are
+written as secrets. The offline mocks mark additionalSecretOutputs like the engine does, so secrets that flow from
+one resource into another arrive marked; as a safety net for anything the mocks miss (a provider schema's own
+secret outputs), any value equal to or containing a known secret is written as a secret too.
 """
 
 from __future__ import annotations

@@ -95,7 +95,7 @@ def test_export_never_contains_a_plaintext_secret(dev_export: dict[str, Any], de
 
 
 def test_export_marks_secrets_the_engine_would(dev_export: dict[str, Any]) -> None:
-    """sharedKey comes from a RandomPassword: the engine keeps it secret even though the mocks forget it."""
+    """sharedKey comes from a RandomPassword's result (additionalSecretOutputs): the export keeps it secret."""
     conns = [r for r in resources(dev_export) if r["type"].endswith("VirtualNetworkGatewayConnection")]
     assert conns
     for c in conns:

@@ -87,6 +87,7 @@ def backup_target(snapshot_driver: str) -> BackupTarget:
         subscription_id=subscription_id,
         snapshot_class=cluster.snapshot_class_names[snapshot_driver],
         tags=tags,
+        name_seed=naming.azure_name(s, "backup"),
     )
 
 
@@ -103,6 +104,7 @@ tenants = [
             provider=cluster.provider,
             backup=s.backup,
             backup_target=backup_target(clinic.storage.snapshot_driver),
+            clinic_facing_cidrs=(s.network.pod_cidr, s.network.service_cidr, s.network.ilb_subnet_cidr),
         ),
         opts=pulumi.ResourceOptions(depends_on=[ingress]),
     )

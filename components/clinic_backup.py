@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
-import pulumi_random as random
 from pulumi_azure_native import authorization, managedidentity
 
 from orca_platform import backup_plan, naming, orca_image
@@ -43,6 +42,7 @@ class BackupTarget:
     subscription_id: pulumi.Input[str]
     snapshot_class: str
     tags: dict[str, str]
+    name_seed: str  # stack-unique prefix for derived names (role assignment GUIDs)
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,7 @@ class ClinicBackupArgs:
     pool_selector: dict[str, str]
     pool_taint: tuple[str, str]
     provider: k8s.Provider
+    clinic_facing_cidrs: tuple[str, ...]
     depends_on: list[pulumi.Resource]
 
 
@@ -92,10 +93,9 @@ class ClinicBackup(pulumi.ComponentResource):
             audiences=[backup_plan.WORKLOAD_AUDIENCE],
             opts=pulumi.ResourceOptions(parent=self),
         )
-        assignment = random.RandomUuid(f"{name}-blob-role-id", opts=pulumi.ResourceOptions(parent=self))
         authorization.RoleAssignment(
             f"{name}-blob-role",
-            role_assignment_name=assignment.result,
+            role_assignment_name=naming.assignment_name(t.name_seed, f"{p.id}-blob-data"),
             scope=t.account_id,
             principal_id=identity.principal_id,
             principal_type="ServicePrincipal",
@@ -375,7 +375,13 @@ class ClinicBackup(pulumi.ComponentResource):
                         ],
                     ),
                     np.NetworkPolicyEgressRuleArgs(
-                        to=[np.NetworkPolicyPeerArgs(ip_block=np.IPBlockArgs(cidr="0.0.0.0/0"))],
+                        # Anywhere but other clinics' pods and frontends: the API server and the blob endpoint have
+                        # VNet addresses.
+                        to=[
+                            np.NetworkPolicyPeerArgs(
+                                ip_block=np.IPBlockArgs(cidr="0.0.0.0/0", except_=list(self._args.clinic_facing_cidrs))
+                            )
+                        ],
                         ports=[np.NetworkPolicyPortArgs(protocol="TCP", port=443)],
                     ),
                 ],

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
-import pulumi_random as random
 from pulumi_azure_native import authorization, containerservice, managedidentity
 
+from orca_platform import naming
 from orca_platform import settings as model
 from orca_platform.capacity import CapacityPlan
 from orca_platform.kubeconfig import convert_kubeconfig
@@ -64,13 +64,12 @@ class Cluster(pulumi.ComponentResource):
             tags=args.tags,
             opts=child,
         )
-        assignment_id = random.RandomUuid("ra-aks-network", opts=child)
         network_rg = pulumi.Output.all(client.subscription_id, args.resource_group_name).apply(
             lambda v: f"/subscriptions/{v[0]}/resourceGroups/{v[1]}"
         )
         role = authorization.RoleAssignment(
             "ra-aks-network",
-            role_assignment_name=assignment_id.result,
+            role_assignment_name=naming.assignment_name(args.name, "cluster-identity-network-contributor"),
             scope=network_rg,
             principal_id=identity.principal_id,
             principal_type="ServicePrincipal",
@@ -225,11 +224,10 @@ class Cluster(pulumi.ComponentResource):
         # runs `pulumi up`) manage the cluster through these Entra groups and nothing else.
         admins: list[pulumi.Resource] = []
         for group in c.admin_group_object_ids:
-            admin_id = random.RandomUuid(f"ra-admin-{group}", opts=child)
             admins.append(
                 authorization.RoleAssignment(
                     f"ra-admin-{group}",
-                    role_assignment_name=admin_id.result,
+                    role_assignment_name=naming.assignment_name(args.name, f"cluster-admin-{group}"),
                     scope=aks.id,
                     principal_id=group,
                     principal_type="Group",

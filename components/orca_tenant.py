@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
 import pulumi
@@ -11,6 +10,7 @@ import pulumi_random as random
 
 from orca_platform import naming
 from orca_platform import settings as model
+from orca_platform.ipnets import excluded_within
 from orca_platform.orca_image import (
     GLSERVER_PORT,
     PUSH_PORT,
@@ -40,6 +40,8 @@ class OrcaTenantArgs:
     provider: k8s.Provider
     backup: model.Backup
     backup_target: BackupTarget
+    # Pod and service ranges and the ILB subnet: where other clinics' pods and frontends live. Never an egress target.
+    clinic_facing_cidrs: tuple[str, ...]
 
 
 class OrcaTenant(pulumi.ComponentResource):
@@ -121,6 +123,7 @@ class OrcaTenant(pulumi.ComponentResource):
                 pool_selector=args.pool_selector,
                 pool_taint=args.pool_taint,
                 provider=args.provider,
+                clinic_facing_cidrs=args.clinic_facing_cidrs,
                 depends_on=[ns, *claims],
             ),
             opts=pulumi.ResourceOptions(parent=self),
@@ -482,7 +485,9 @@ class OrcaTenant(pulumi.ComponentResource):
                             np.NetworkPolicyPeerArgs(
                                 ip_block=np.IPBlockArgs(
                                     cidr=cidr,
-                                    except_=[r for r in PRIVATE_RANGES if _inside(r, cidr)] or None,
+                                    # Private ranges and the cluster's own pod and service ranges (which may lie
+                                    # outside RFC 1918): where ipBlock matches pods, this still reaches no clinic.
+                                    except_=excluded_within(cidr, [*PRIVATE_RANGES, *args.clinic_facing_cidrs]) or None,
                                 )
                             )
                             for cidr in args.orca.egress_https_cidrs
@@ -493,8 +498,3 @@ class OrcaTenant(pulumi.ComponentResource):
             ),
             opts=opts,
         )
-
-
-def _inside(inner: str, outer: str) -> bool:
-    a, b = ipaddress.ip_network(inner), ipaddress.ip_network(outer)
-    return a.version == b.version and a.subnet_of(b)  # type: ignore[arg-type]

@@ -16,7 +16,7 @@ from orca_platform import backup_plan, naming, orca_image
 from orca_platform import settings as model
 from orca_platform.stack_plan import ClinicPlan
 
-from .k8s_objects import ApiObject, Meta
+from .k8s_objects import ApiObject, Meta, dns_egress_rule
 from .pod_security import orca_security_context, tools_pod_security, tools_security_context
 
 WORK = "/work"
@@ -360,20 +360,7 @@ class ClinicBackup(pulumi.ComponentResource):
                 pod_selector=selector,
                 policy_types=["Ingress", "Egress"],
                 egress=[
-                    np.NetworkPolicyEgressRuleArgs(
-                        to=[
-                            np.NetworkPolicyPeerArgs(
-                                namespace_selector=k8s.meta.v1.LabelSelectorArgs(
-                                    match_labels={"kubernetes.io/metadata.name": "kube-system"}
-                                ),
-                                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"k8s-app": "kube-dns"}),
-                            )
-                        ],
-                        ports=[
-                            np.NetworkPolicyPortArgs(protocol="UDP", port=53),
-                            np.NetworkPolicyPortArgs(protocol="TCP", port=53),
-                        ],
-                    ),
+                    dns_egress_rule(),
                     np.NetworkPolicyEgressRuleArgs(
                         # Anywhere but other clinics' pods and frontends: the API server and the blob endpoint have
                         # VNet addresses.

@@ -39,3 +39,19 @@ class ApiObject(pulumi.CustomResource):
 
 # Builds an object's metadata in a component's namespace with its labels: (name, annotations) -> ObjectMetaArgs.
 Meta = Callable[..., k8s.meta.v1.ObjectMetaArgs]
+
+
+def dns_egress_rule() -> k8s.networking.v1.NetworkPolicyEgressRuleArgs:
+    """Egress to the cluster's DNS (CoreDNS in kube-system) only: every policy that closes egress needs it."""
+    np = k8s.networking.v1
+    return np.NetworkPolicyEgressRuleArgs(
+        to=[
+            np.NetworkPolicyPeerArgs(
+                namespace_selector=k8s.meta.v1.LabelSelectorArgs(
+                    match_labels={"kubernetes.io/metadata.name": "kube-system"}
+                ),
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"k8s-app": "kube-dns"}),
+            )
+        ],
+        ports=[np.NetworkPolicyPortArgs(protocol="UDP", port=53), np.NetworkPolicyPortArgs(protocol="TCP", port=53)],
+    )

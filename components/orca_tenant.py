@@ -23,7 +23,7 @@ from orca_platform.orca_image import (
 from orca_platform.stack_plan import ClinicPlan
 
 from .clinic_backup import BackupTarget, ClinicBackup, ClinicBackupArgs
-from .k8s_objects import ApiObject, Meta
+from .k8s_objects import ApiObject, Meta, dns_egress_rule
 from .pod_security import orca_security_context
 
 PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
@@ -427,20 +427,7 @@ class OrcaTenant(pulumi.ComponentResource):
             np.NetworkPolicyPortArgs(protocol="TCP", port=GLSERVER_PORT),
             np.NetworkPolicyPortArgs(protocol="TCP", port=PUSH_PORT),
         ]
-        dns = np.NetworkPolicyEgressRuleArgs(
-            to=[
-                np.NetworkPolicyPeerArgs(
-                    namespace_selector=k8s.meta.v1.LabelSelectorArgs(
-                        match_labels={"kubernetes.io/metadata.name": "kube-system"}
-                    ),
-                    pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"k8s-app": "kube-dns"}),
-                )
-            ],
-            ports=[
-                np.NetworkPolicyPortArgs(protocol="UDP", port=53),
-                np.NetworkPolicyPortArgs(protocol="TCP", port=53),
-            ],
-        )
+        dns = dns_egress_rule()
         # Everything in the namespace starts closed, both ways.
         np.NetworkPolicy(
             f"{name}-default-deny",

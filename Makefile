@@ -55,7 +55,8 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
-unit: venv
+# The checkov tests call the scan virtualenv: build it first so they run, not skip, on a fresh clone.
+unit: venv scan-venv
 	$(PY) -m pytest
 
 # Schema validation, security scan and isolation proof over both sample stacks.

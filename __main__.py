@@ -50,6 +50,7 @@ cluster = Cluster(
         location=s.location,
         name=naming.azure_name(s, "aks"),
         resource_group_name=network.resource_group_name,
+        data_resource_group=naming.azure_name(s, "rg") + "-data",
         vnet_id=network.vnet_id,
         node_subnet_id=network.node_subnet_id,
         tags=tags,

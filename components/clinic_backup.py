@@ -161,11 +161,14 @@ class ClinicBackup(pulumi.ComponentResource):
 
         # Before a new image touches the volume: a snapshot and a dump, named after the image so that a changed
         # image means a new Job, which Pulumi runs to completion before it updates the Deployment.
+        # A Job's template cannot change; only its name (the image, the restore id) may make it run again.
+        # Routine setting changes (retention, tools image, account) must not re-run a backup or a restore.
+        run_once = pulumi.ResourceOptions.merge(ready, pulumi.ResourceOptions(ignore_changes=["spec"]))
         self.pre_upgrade_job = k8s.batch.v1.Job(
             f"{name}-pre-upgrade",
             metadata=meta(f"orca-pre-upgrade-{backup_plan.image_fingerprint(p.image)}", await_for(7200)),
             spec=self._job_spec(self._tools_pod("pre-upgrade.sh"), deadline=7200),
-            opts=ready,
+            opts=run_once,
         )
 
         self.restore_job = None
@@ -175,7 +178,7 @@ class ClinicBackup(pulumi.ComponentResource):
                 f"{name}-restore-{restore.id}",
                 metadata=meta(f"orca-restore-{restore.id}", await_for(14400)),
                 spec=self._job_spec(self._restore_pod(restore.id, restore.from_dump), deadline=14400),
-                opts=ready,
+                opts=run_once,
             )
 
         self._network_policies(name, meta, k8s_opts)
@@ -188,7 +191,6 @@ class ClinicBackup(pulumi.ComponentResource):
         p = a.plan
         values: dict[str, pulumi.Input[str]] = {
             "CLINIC": p.id,
-            "PVC": p.pvc_name,
             "SELECTOR": ",".join(f"{k}={v}" for k, v in naming.selector(p.id).items()),
             "SNAPSHOT_CLASS": a.target.snapshot_class,
             "RETAIN": str(a.backup.snapshot_retention_count),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pulumi_azure_native import authorization, containerservice, managedidentity
+from pulumi_azure_native import authorization, containerservice, managedidentity, resources
 
 from orca_platform import naming
 from orca_platform import settings as model
@@ -16,13 +18,18 @@ from orca_platform.storage import StorageStrategy
 
 from .k8s_objects import ApiObject
 
-# Built-in role "Contributor" on the network resource group: the cluster identity places internal load balancer
-# frontends in our subnets, and the Azure Files driver creates each NFS share's private endpoint and its
-# privatelink DNS zone there (AKS docs, "Azure Files NFS with a private endpoint"). Clinic archives live in a
-# resource group of their own, out of this identity's reach.
+# Built-in roles of the cluster's control-plane identity, each on the narrowest scope that works:
+# - Network Contributor on the VNet: internal load balancer frontends in snet-ilb, subnet joins for private endpoints;
+# - Private DNS Zone Contributor on the network group: the privatelink zone of the NFS shares' private endpoints;
+# - Contributor on the clinic data group: the CSI drivers create the shares, disks and snapshots there.
+# The VPN gateway, its keys and the backup archives stay out of its reach.
+NETWORK_CONTRIBUTOR = "4d97b98b-1d4f-4787-a291-c67834d212e7"
+PRIVATE_DNS_ZONE_CONTRIBUTOR = "b12aa53e-6015-4669-85d0-8515ebb3ae7f"
 CONTRIBUTOR = "b24988ac-6180-42a0-ab88-20f7382dd24c"
 # "Azure Kubernetes Service RBAC Cluster Admin", granted to the operators' Entra groups.
 AKS_RBAC_CLUSTER_ADMIN = "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"
+# "AcrPull", for the kubelet identity on the operator's registry.
+ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
 ORCA_POOL_LABEL = "orca-platform.io/pool"
 ORCA_POOL_VALUE = "orca"
 ORCA_TAINT = f"{ORCA_POOL_LABEL}={ORCA_POOL_VALUE}:NoSchedule"
@@ -37,6 +44,7 @@ class ClusterArgs:
     location: str
     name: str
     resource_group_name: pulumi.Input[str]
+    data_resource_group: str
     vnet_id: pulumi.Input[str]
     node_subnet_id: pulumi.Input[str]
     tags: dict[str, str]
@@ -64,20 +72,42 @@ class Cluster(pulumi.ComponentResource):
             tags=args.tags,
             opts=child,
         )
-        network_rg = pulumi.Output.all(client.subscription_id, args.resource_group_name).apply(
-            lambda v: f"/subscriptions/{v[0]}/resourceGroups/{v[1]}"
+        # Clinic volumes and their snapshots live here, not in AKS's node resource group, which Azure deletes with
+        # the cluster: losing or rebuilding the cluster must never take a clinic's records with it.
+        data_group = resources.ResourceGroup(
+            "rg-data",
+            resource_group_name=args.data_resource_group,
+            location=args.location,
+            tags={**args.tags, "dataClass": "clinic-records"},
+            opts=pulumi.ResourceOptions(parent=self, protect=True),
         )
-        role = authorization.RoleAssignment(
-            "ra-aks-network",
-            role_assignment_name=naming.assignment_name(args.name, "cluster-identity-network-contributor"),
-            scope=network_rg,
-            principal_id=identity.principal_id,
-            principal_type="ServicePrincipal",
-            role_definition_id=client.subscription_id.apply(
-                lambda sub: f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{CONTRIBUTOR}"
-            ),
-            opts=child,
-        )
+
+        def role_id(role: str) -> pulumi.Output[str]:
+            return client.subscription_id.apply(
+                lambda sub: f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{role}"
+            )
+
+        def group_id(name: pulumi.Input[str]) -> pulumi.Output[str]:
+            return pulumi.Output.all(client.subscription_id, name).apply(
+                lambda v: f"/subscriptions/{v[0]}/resourceGroups/{v[1]}"
+            )
+
+        roles = [
+            authorization.RoleAssignment(
+                f"ra-aks-{purpose}",
+                role_assignment_name=naming.assignment_name(args.name, f"cluster-identity-{purpose}"),
+                scope=scope,
+                principal_id=identity.principal_id,
+                principal_type="ServicePrincipal",
+                role_definition_id=role_id(role),
+                opts=child,
+            )
+            for purpose, role, scope in (
+                ("network", NETWORK_CONTRIBUTOR, pulumi.Output.from_input(args.vnet_id)),
+                ("private-dns", PRIVATE_DNS_ZONE_CONTRIBUTOR, group_id(args.resource_group_name)),
+                ("clinic-data", CONTRIBUTOR, data_group.id),
+            )
+        ]
 
         zones = list(c.zones) or None
         mw = c.maintenance_window
@@ -164,9 +194,11 @@ class Cluster(pulumi.ComponentResource):
             tags=args.tags,
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=[role],
+                depends_on=roles,
                 # The autoscaler owns the system pool's live node count.
                 ignore_changes=["agentPoolProfiles[0].count"],
+                # Replacing the cluster takes every clinic offline: never as a side effect of a setting change.
+                protect=True,
             ),
         )
         self.name = aks.name
@@ -198,7 +230,9 @@ class Cluster(pulumi.ComponentResource):
                 # ORCA pods stop PostgreSQL cleanly in their preStop hook: let the drain wait for it.
                 drain_timeout_in_minutes=30,
             ),
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["count"]),
+            # The autoscaler owns the live count (see README, "Adding clinics"); replacing the pool (a new VM size)
+            # moves every clinic at once, so it is a deliberate act (`pulumi state unprotect`), not a side effect.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["count"], protect=True),
         )
         self.orca_pool_name = "orca"
 
@@ -220,6 +254,24 @@ class Cluster(pulumi.ComponentResource):
                 opts=child,
             )
 
+        # The kubelet pulls ORCA and the backup tools from the operator's registry with its own identity: no pull
+        # secret to rotate or leak.
+        pulls: list[pulumi.Resource] = []
+        if c.container_registry_id:
+            kubelet = aks.identity_profile.apply(_kubelet_object_id)
+            pulls.append(
+                authorization.RoleAssignment(
+                    "ra-kubelet-acrpull",
+                    role_assignment_name=naming.assignment_name(args.name, "kubelet-acrpull"),
+                    scope=c.container_registry_id,
+                    principal_id=kubelet,
+                    principal_type="ServicePrincipal",
+                    role_definition_id=role_id(ACR_PULL),
+                    description="AKS nodes pull the ORCA and backup-tools images",
+                    opts=child,
+                )
+            )
+
         # With local accounts off and Azure RBAC on, people and pipelines (the Kubernetes provider acts as whoever
         # runs `pulumi up`) manage the cluster through these Entra groups and nothing else.
         admins: list[pulumi.Resource] = []
@@ -231,12 +283,7 @@ class Cluster(pulumi.ComponentResource):
                     scope=aks.id,
                     principal_id=group,
                     principal_type="Group",
-                    role_definition_id=client.subscription_id.apply(
-                        lambda sub: (
-                            f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/"
-                            f"{AKS_RBAC_CLUSTER_ADMIN}"
-                        )
-                    ),
+                    role_definition_id=role_id(AKS_RBAC_CLUSTER_ADMIN),
                     description="Operators of the ORCA platform: cluster admin through Azure RBAC",
                     opts=child,
                 )
@@ -257,7 +304,7 @@ class Cluster(pulumi.ComponentResource):
             kubeconfig=kubeconfig,
             # Never delete objects from state just because the API server is unreachable.
             delete_unreachable=False,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[pool, *admins]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[pool, *admins, *pulls]),
         )
         self.oidc_issuer_url = aks.oidc_issuer_profile.apply(lambda p: (p.issuer_url or "") if p else "")
 
@@ -268,7 +315,7 @@ class Cluster(pulumi.ComponentResource):
                 sc.storage_class,
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=sc.storage_class, labels={"orca-platform.io/data": "clinic"}),
                 provisioner=sc.provisioner,
-                parameters=sc.parameters,
+                parameters={**sc.parameters, "resourceGroup": args.data_resource_group},
                 mount_options=sc.mount_options or None,
                 # A released claim keeps its disk or share: clinic data is deleted by a person, never by a cascade.
                 reclaim_policy="Retain",
@@ -304,3 +351,9 @@ class Cluster(pulumi.ComponentResource):
         self.register_outputs(
             {"name": self.name, "oidcIssuerUrl": self.oidc_issuer_url, "storageClasses": self.storage_class_names}
         )
+
+
+def _kubelet_object_id(profile: Mapping[str, Any] | None) -> str:
+    """The object id of the kubelet's identity, as Azure reports it once the cluster exists."""
+    identity = (profile or {}).get("kubeletidentity")
+    return (getattr(identity, "object_id", None) or "") if identity is not None else ""

@@ -55,10 +55,26 @@ _POD_LOOKUP = """\
 pod=$(kubectl get pod -l "$SELECTOR" --field-selector=status.phase=Running -o name | head -n 1)
 pod="${pod#pod/}"
 """
+# The volume the running server has mounted: after a restore it is a newer generation than the Job was created
+# with, and a claim no pod uses yet (WaitForFirstConsumer) cannot be snapshotted.
+_CLAIM_LOOKUP = """\
+PVC=$(kubectl get pod "$pod" -o jsonpath='{.spec.volumes[?(@.name=="state")].persistentVolumeClaim.claimName}')
+export PVC
+"""
 
-SNAPSHOT_SCRIPT = """\
+SNAPSHOT_SCRIPT = (
+    """\
 set -eu
-# Crash-consistent snapshot of the clinic volume, then keep only the newest $RETAIN scheduled ones.
+# Crash-consistent snapshot of the volume the clinic's server runs on, then keep only the newest $RETAIN scheduled.
+if [ -z "${PVC:-}" ]; then
+"""
+    + _POD_LOOKUP
+    + """\
+  if [ -z "$pod" ]; then echo "no running ORCA pod for $CLINIC: nothing to snapshot" >&2; exit 1; fi
+"""
+    + _CLAIM_LOOKUP
+    + """\
+fi
 stamp=$(date -u +%Y%m%d%H%M%S)
 kind="${SNAPSHOT_KIND:-scheduled}"
 if [ "$kind" = pre-upgrade ]; then name="$PVC-pre-upgrade-$stamp"; else name="$PVC-$stamp"; fi
@@ -86,6 +102,7 @@ if [ "$kind" = scheduled ]; then
   fi
 fi
 """
+)
 
 DUMP_SCRIPT = (
     """\
@@ -119,6 +136,9 @@ set -eu
     + _POD_LOOKUP
     + """\
 if [ -z "$pod" ]; then echo "no running ORCA pod for $CLINIC: no upgrade backup needed"; exit 0; fi
+"""
+    + _CLAIM_LOOKUP
+    + """\
 SNAPSHOT_KIND=pre-upgrade sh /scripts/snapshot.sh
 DUMP_SUFFIX=-pre-upgrade sh /scripts/dump.sh
 """

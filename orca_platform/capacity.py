@@ -282,11 +282,29 @@ def plan_capacity(
 
 
 def cheapest_fix(rows: list[NodeFit], target: int) -> str:
+    """The cheapest catalogued change that reaches the target, keeping the storage strategy first: existing clinic
+    volumes cannot change class (their claims are protected), so another strategy only suits a stack with none yet."""
     good = [r for r in rows if r.per_node >= target and r.per_clinic_at_density_usd is not None]
-    if not good:
-        return "No catalogued node size and storage strategy reaches it; lower capacity.densityTarget or add sizes."
-    best = min(good, key=lambda r: (r.per_clinic_at_density_usd or 0.0, r.vcpu))
-    return (
-        f"Cheapest fix: orcaPool.vmSize {best.vm_size} with storage.strategy {best.storage} "
-        f"({best.per_node} per node, about ${best.per_clinic_at_density_usd:.2f} per clinic per month at density)."
-    )
+    current = next((r.storage for r in rows if r.used_by_stack), None)
+
+    def cost(r: NodeFit) -> tuple[float, int]:
+        return (r.per_clinic_at_density_usd or 0.0, r.vcpu)
+
+    keeping = sorted((r for r in good if r.storage == current), key=cost)
+    other = sorted((r for r in good if r.storage != current), key=cost)
+    parts = []
+    if keeping:
+        best = keeping[0]
+        parts.append(
+            f"Cheapest fix: orcaPool.vmSize {best.vm_size} with storage.strategy {best.storage} unchanged "
+            f"({best.per_node} per node, about ${best.per_clinic_at_density_usd:.2f} per clinic per month at "
+            "density; a new VM size replaces the ORCA pool and moves every clinic once)."
+        )
+    if other and (not keeping or cost(other[0]) < cost(keeping[0])):
+        alt = other[0]
+        parts.append(
+            f"A stack with no clinic volumes yet could instead use storage.strategy {alt.storage} on {alt.vm_size} "
+            f"({alt.per_node} per node, about ${alt.per_clinic_at_density_usd:.2f})."
+        )
+    parts.append("Or lower capacity.densityTarget.")
+    return " ".join(parts)

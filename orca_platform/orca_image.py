@@ -15,6 +15,8 @@ STATE_DIRS: tuple[tuple[str, str], ...] = (
     ("jma-conf", "/etc/jma-receipt"),
     ("jma-data", "/var/lib/jma-receipt"),
     ("jma-log", "/var/log/jma-receipt"),
+    # pg_ctlcluster writes its server log here and refuses to start PostgreSQL when it cannot.
+    ("postgresql-log", "/var/log/postgresql"),
 )
 # Scratch space a read-only root file system still needs (sockets, pid files, jma-backupcluster's tarballs).
 SCRATCH_DIRS: tuple[tuple[str, str], ...] = (

@@ -115,6 +115,17 @@ class Cluster(Strict):
     upgrade_channel: Literal["patch", "stable", "rapid", "node-image", "none"] = "patch"
     node_os_upgrade_channel: Literal["NodeImage", "SecurityPatch", "Unmanaged", "None"] = "NodeImage"
     maintenance_window: MaintenanceWindow = MaintenanceWindow()
+    # Resource id of the operator's Azure Container Registry holding the ORCA and tools images: the kubelet
+    # identity gets AcrPull on it. Leave unset only when the images come from elsewhere with their own access.
+    container_registry_id: (
+        Annotated[
+            str,
+            Field(
+                pattern=r"^/subscriptions/[0-9a-f-]{36}/resourceGroups/[^/]+/providers/Microsoft\.ContainerRegistry/registries/[A-Za-z0-9]{5,50}$"
+            ),
+        ]
+        | None
+    ) = None
     # How the Pulumi Kubernetes provider gets a token: kubelogin's login mode on the workstation / CI runner.
     kubelogin_mode: Literal["azurecli", "workloadidentity", "msi", "spn"] = "azurecli"
 

@@ -186,6 +186,8 @@ class OfflineMocks(mocks.Mocks):
             rid = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{group}/{typ}/{name}"
             state.setdefault("name", name)
             if typ == "azure-native:resources:ResourceGroup":
+                name = args.inputs.get("resourceGroupName", args.name)
+                state["name"] = name
                 rid = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{name}"
             if typ == "azure-native:network:PublicIPAddress":
                 state["ipAddress"] = "192.0.2.10"
@@ -198,6 +200,8 @@ class OfflineMocks(mocks.Mocks):
                 identity["userAssignedIdentities"] = {i: {} for i in identity.get("userAssignedIdentities") or []}
                 state["identity"] = identity
                 state["oidcIssuerProfile"] = {"enabled": True, "issuerUrl": f"https://oidc.example.invalid/{name}/"}
+                kubelet = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{name}/kubelet"))
+                state["identityProfile"] = {"kubeletidentity": {"objectId": kubelet, "clientId": kubelet}}
             if typ == "azure-native:dnsresolver:InboundEndpoint":
                 configs = list(args.inputs.get("ipConfigurations") or [])
                 state["ipConfigurations"] = [{**c, "privateIpAddress": "10.255.0.4"} for c in configs]

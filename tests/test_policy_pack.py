@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -135,7 +136,9 @@ def test_pack_starts_as_pulumi_starts_it(tmp_path: Path) -> None:
     )
     try:
         assert proc.stdout is not None
-        line = proc.stdout.readline().strip()
+        # The pack prints its port once it serves; never wait forever for a pack that hangs silently.
+        ready, _, _ = select.select([proc.stdout], [], [], 120)
+        line = proc.stdout.readline().strip() if ready else ""
         if not line.isdigit():
             proc.kill()
             _, err = proc.communicate(timeout=10)
@@ -221,9 +224,10 @@ def test_default_password_is_refused_at_preview(dev_run: Run) -> None:
     sec = next(r for r in dev_run.k8s("Secret") if r.inputs["metadata"]["name"] == "orca-credentials")
     props = reveal(sec.inputs)
     assert not validate("no-default-credentials", args_for(sec, props))
-    props["stringData"]["ormaster-password"] = "ormaster"
+    props["stringData"]["db-password"] = "orca_password"
     calls = validate("no-default-credentials", args_for(sec, props))
-    assert calls and "ormaster" not in calls[0][0].split(":", 1)[0]
+    # Refused, and the message never repeats the value it found.
+    assert calls and "orca_password" not in calls[0][0]
 
 
 def test_policy_config_names_the_environment() -> None:
@@ -288,6 +292,7 @@ def test_stack_policies_catch_a_second_public_ip_and_a_missing_default_deny(dev_
     assert any("found 2" in m for m, _ in report.calls)
     report = Reports()
     stack_policies()["clinic-default-deny"].validate(broken, report)
-    assert report.calls == [
-        ("[clinic test-aoba] clinic namespace orca-test-aoba has no default-deny NetworkPolicy", report.calls[0][1])
-    ]
+    [(message, urn)] = report.calls
+    assert message == "[clinic test-aoba] clinic namespace orca-test-aoba has no default-deny NetworkPolicy"
+    # Reported against the namespace that lacks it, so the preview points at the right clinic.
+    assert urn.endswith("$kubernetes:core/v1:Namespace::test-aoba-ns")

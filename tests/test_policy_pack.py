@@ -153,21 +153,31 @@ def test_pack_starts_as_pulumi_starts_it(tmp_path: Path) -> None:
 # --- resource policies on hand-made cases ---------------------------------------------------------------------
 
 
-def service(annotations: dict[str, str]) -> Registered:
+def registered(stack: str, type_: str, name: str, inputs: dict[str, Any], **options: bool) -> Registered:
+    """A hand-made registration: only the type, name, inputs and the options a test is about."""
     return Registered(
-        urn="urn:pulumi:prod::orca-platform::kubernetes:core/v1:Service::c1-orca",
-        type="kubernetes:core/v1:Service",
-        name="c1-orca",
+        urn=f"urn:pulumi:{stack}::orca-platform::{type_}::{name}",
+        type=type_,
+        name=name,
         custom=True,
         parent="",
         provider="",
-        protect=False,
-        retain_on_delete=False,
+        protect=options.get("protect", False),
+        retain_on_delete=options.get("retain_on_delete", False),
         delete_before_replace=False,
         ignore_changes=[],
         additional_secret_outputs=[],
         dependencies=[],
-        inputs={
+        inputs=inputs,
+    )
+
+
+def service(annotations: dict[str, str]) -> Registered:
+    return registered(
+        "prod",
+        "kubernetes:core/v1:Service",
+        "c1-orca",
+        {
             "kind": "Service",
             "metadata": {"name": "orca", "namespace": "orca-c1", "annotations": annotations},
             "spec": {"type": "LoadBalancer"},
@@ -192,20 +202,11 @@ def test_unknown_values_do_not_stop_or_trip_a_policy() -> None:
 
 
 def test_unprotected_clinic_volume_is_refused() -> None:
-    pvc = Registered(
-        urn="urn:pulumi:dev::orca-platform::kubernetes:core/v1:PersistentVolumeClaim::c1-orca-state",
-        type="kubernetes:core/v1:PersistentVolumeClaim",
-        name="c1-orca-state",
-        custom=True,
-        parent="",
-        provider="",
-        protect=False,
-        retain_on_delete=True,
-        delete_before_replace=False,
-        ignore_changes=[],
-        additional_secret_outputs=[],
-        dependencies=[],
-        inputs={
+    pvc = registered(
+        "dev",
+        "kubernetes:core/v1:PersistentVolumeClaim",
+        "c1-orca-state",
+        {
             "kind": "PersistentVolumeClaim",
             "metadata": {
                 "name": "orca-state",
@@ -213,6 +214,7 @@ def test_unprotected_clinic_volume_is_refused() -> None:
                 "labels": {"orca-platform.io/clinic": "c1", "orca-platform.io/data": "clinic"},
             },
         },
+        retain_on_delete=True,
     )
     assert validate("clinic-volume-protected", args_for(pvc))
     pvc.protect = True
@@ -231,20 +233,11 @@ def test_default_password_is_refused_at_preview(dev_run: Run) -> None:
 
 
 def test_policy_config_names_the_environment() -> None:
-    aks = Registered(
-        urn="urn:pulumi:staging::orca-platform::azure-native:containerservice:ManagedCluster::aks",
-        type="azure-native:containerservice:ManagedCluster",
-        name="aks",
-        custom=True,
-        parent="",
-        provider="",
-        protect=False,
-        retain_on_delete=False,
-        delete_before_replace=False,
-        ignore_changes=[],
-        additional_secret_outputs=[],
-        dependencies=[],
-        inputs={"apiServerAccessProfile": {"authorizedIPRanges": ["198.51.100.0/28"]}},
+    aks = registered(
+        "staging",
+        "azure-native:containerservice:ManagedCluster",
+        "aks",
+        {"apiServerAccessProfile": {"authorizedIPRanges": ["198.51.100.0/28"]}},
     )
     args = args_for(aks)
     assert not validate("aks-private-api-prod", args)

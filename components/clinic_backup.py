@@ -164,9 +164,11 @@ class ClinicBackup(pulumi.ComponentResource):
         # A Job's template cannot change; only its name (the image, the restore id) may make it run again.
         # Routine setting changes (retention, tools image, account) must not re-run a backup or a restore.
         run_once = pulumi.ResourceOptions.merge(ready, pulumi.ResourceOptions(ignore_changes=["spec"]))
+        # Named by the image in Pulumi as in Kubernetes: a new image is a new resource, built from the current spec.
+        fingerprint = backup_plan.image_fingerprint(p.image)
         self.pre_upgrade_job = k8s.batch.v1.Job(
-            f"{name}-pre-upgrade",
-            metadata=meta(f"orca-pre-upgrade-{backup_plan.image_fingerprint(p.image)}", await_for(7200)),
+            f"{name}-pre-upgrade-{fingerprint}",
+            metadata=meta(f"orca-pre-upgrade-{fingerprint}", await_for(7200)),
             spec=self._job_spec(self._tools_pod("pre-upgrade.sh"), deadline=7200),
             opts=run_once,
         )

@@ -18,13 +18,13 @@ from orca_platform.storage import StorageStrategy
 
 from .k8s_objects import ApiObject
 
-# Built-in roles of the cluster's control-plane identity, each on the narrowest scope that works:
-# - Network Contributor on the VNet: internal load balancer frontends in snet-ilb, subnet joins for private endpoints;
-# - Private DNS Zone Contributor on the network group: the privatelink zone of the NFS shares' private endpoints;
+# Built-in roles of the cluster's control-plane identity:
+# - Network Contributor on the network group: internal load balancer frontends in snet-ilb, and what the Azure Files
+#   driver does for each NFS share's private endpoint (it turns off private-endpoint policies on the node subnet,
+#   joins its NSG, and creates the endpoint, its privatelink zone and VNet link in the VNet's group);
 # - Contributor on the clinic data group: the CSI drivers create the shares, disks and snapshots there.
-# The VPN gateway, its keys and the backup archives stay out of its reach.
+# The backup archives live in a group of their own, out of its reach.
 NETWORK_CONTRIBUTOR = "4d97b98b-1d4f-4787-a291-c67834d212e7"
-PRIVATE_DNS_ZONE_CONTRIBUTOR = "b12aa53e-6015-4669-85d0-8515ebb3ae7f"
 CONTRIBUTOR = "b24988ac-6180-42a0-ab88-20f7382dd24c"
 # "Azure Kubernetes Service RBAC Cluster Admin", granted to the operators' Entra groups.
 AKS_RBAC_CLUSTER_ADMIN = "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"
@@ -103,8 +103,7 @@ class Cluster(pulumi.ComponentResource):
                 opts=child,
             )
             for purpose, role, scope in (
-                ("network", NETWORK_CONTRIBUTOR, pulumi.Output.from_input(args.vnet_id)),
-                ("private-dns", PRIVATE_DNS_ZONE_CONTRIBUTOR, group_id(args.resource_group_name)),
+                ("network-rg", NETWORK_CONTRIBUTOR, group_id(args.resource_group_name)),
                 ("clinic-data", CONTRIBUTOR, data_group.id),
             )
         ]
@@ -356,4 +355,7 @@ class Cluster(pulumi.ComponentResource):
 def _kubelet_object_id(profile: Mapping[str, Any] | None) -> str:
     """The object id of the kubelet's identity, as Azure reports it once the cluster exists."""
     identity = (profile or {}).get("kubeletidentity")
-    return (getattr(identity, "object_id", None) or "") if identity is not None else ""
+    object_id = getattr(identity, "object_id", None)
+    if not object_id:
+        raise ValueError("AKS reported no kubelet identity: cannot grant it AcrPull on cluster.containerRegistryId")
+    return str(object_id)

@@ -51,14 +51,17 @@ def snapshot_volume(name: str) -> str | None:
     return m["pvc"] if m else None
 
 
+# Listed first, then cut: a failing kubectl must stop the script (set -e), not read as "no pod is running".
 _POD_LOOKUP = """\
-pod=$(kubectl get pod -l "$SELECTOR" --field-selector=status.phase=Running -o name | head -n 1)
+pods=$(kubectl get pod -l "$SELECTOR" --field-selector=status.phase=Running -o name)
+pod=$(printf '%s\\n' "$pods" | head -n 1)
 pod="${pod#pod/}"
 """
 # The volume the running server has mounted: after a restore it is a newer generation than the Job was created
 # with, and a claim no pod uses yet (WaitForFirstConsumer) cannot be snapshotted.
 _CLAIM_LOOKUP = """\
 PVC=$(kubectl get pod "$pod" -o jsonpath='{.spec.volumes[?(@.name=="state")].persistentVolumeClaim.claimName}')
+if [ -z "$PVC" ]; then echo "pod $pod of $CLINIC mounts no state volume" >&2; exit 1; fi
 export PVC
 """
 

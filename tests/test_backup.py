@@ -171,6 +171,8 @@ def test_an_image_change_takes_a_backup_first(tmp_path: Path, dev_run: Run) -> N
     # A new image is a new Job name, so the Job runs again, and the Deployment waits for it.
     assert before[0].inputs["metadata"]["name"] != after[0].inputs["metadata"]["name"]
     assert after[0].inputs["metadata"]["name"].endswith(backup_plan.image_fingerprint(image))
+    # A new Pulumi resource too, so it is created from the current spec, not the one its ignore_changes kept.
+    assert before[0].urn != after[0].urn
     assert after[0].urn in _one(run, "Deployment", ns, "orca").dependencies
     deployment = _one(run, "Deployment", ns, "orca")
     assert deployment.inputs["spec"]["strategy"]["type"] == "Recreate"

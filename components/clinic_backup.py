@@ -17,6 +17,7 @@ from orca_platform import settings as model
 from orca_platform.stack_plan import ClinicPlan
 
 from .k8s_objects import ApiObject, Meta, dns_egress_rule
+from .orca_pod import STATE_VOLUME, seed_container, size_resources, state_mounts, state_volumes
 from .pod_security import orca_security_context, tools_pod_security, tools_security_context
 
 WORK = "/work"
@@ -270,26 +271,12 @@ class ClinicBackup(pulumi.ComponentResource):
         a = self._args
         p = a.plan
         env_extra = {"RESTORE_ID": restore_id, "DUMP": dump}
-        state_mounts = [
-            k8s.core.v1.VolumeMountArgs(name="state", mount_path=path, sub_path=sub)
-            for sub, path in orca_image.STATE_DIRS
-        ]
-        scratch = [k8s.core.v1.VolumeMountArgs(name=v, mount_path=path) for v, path in orca_image.SCRATCH_DIRS]
         orca_env = [
             *self._env(env_extra),
             k8s.core.v1.EnvVarArgs(name="ORCA_DB_NAME", value="orca"),
             k8s.core.v1.EnvVarArgs(name="TZ", value=a.orca.timezone),
         ]
-        seed = k8s.core.v1.ContainerArgs(
-            name="seed-state",
-            image=p.image,
-            command=["/bin/sh", "-c", orca_image.seed_script()],
-            volume_mounts=[k8s.core.v1.VolumeMountArgs(name="state", mount_path=orca_image.STATE_MOUNT)],
-            resources=k8s.core.v1.ResourceRequirementsArgs(
-                requests={"cpu": "100m", "memory": "128Mi"}, limits={"cpu": "1", "memory": "256Mi"}
-            ),
-            security_context=orca_security_context(),
-        )
+        seed = seed_container(p.image)
         fetch = self._tools_container("fetch-dump", "restore-fetch.sh", env_extra)
         apply = k8s.core.v1.ContainerArgs(
             name="restore",
@@ -297,27 +284,15 @@ class ClinicBackup(pulumi.ComponentResource):
             command=["/bin/sh", f"{SCRIPTS_MOUNT}/restore-apply.sh"],
             env=orca_env,
             volume_mounts=[
-                *state_mounts,
-                *scratch,
-                k8s.core.v1.VolumeMountArgs(name="state", mount_path=orca_image.STATE_MOUNT),
+                *state_mounts(),
+                k8s.core.v1.VolumeMountArgs(name=STATE_VOLUME, mount_path=orca_image.STATE_MOUNT),
                 k8s.core.v1.VolumeMountArgs(name="scripts", mount_path=SCRIPTS_MOUNT, read_only=True),
                 k8s.core.v1.VolumeMountArgs(name="work", mount_path=WORK, read_only=True),
             ],
-            resources=k8s.core.v1.ResourceRequirementsArgs(
-                requests={"cpu": p.size.cpu_request, "memory": p.size.memory_request},
-                limits={"cpu": p.size.cpu_limit, "memory": p.size.memory_limit},
-            ),
+            resources=size_resources(p.size),
             security_context=orca_security_context(),
         )
-        volumes = [
-            k8s.core.v1.VolumeArgs(
-                name="state",
-                persistent_volume_claim=k8s.core.v1.PersistentVolumeClaimVolumeSourceArgs(claim_name=p.pvc_name),
-            )
-        ] + [
-            k8s.core.v1.VolumeArgs(name=v, empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="2Gi"))
-            for v, _ in orca_image.SCRATCH_DIRS
-        ]
+        volumes = state_volumes(p.pvc_name)
         return self._pod_spec([apply], init_containers=[seed, fetch], extra_volumes=volumes, as_root=True)
 
     @staticmethod

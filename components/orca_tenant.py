@@ -11,19 +11,12 @@ import pulumi_random as random
 from orca_platform import naming
 from orca_platform import settings as model
 from orca_platform.ipnets import excluded_within
-from orca_platform.orca_image import (
-    GLSERVER_PORT,
-    PUSH_PORT,
-    SCRATCH_DIRS,
-    STATE_DIRS,
-    STATE_MOUNT,
-    seed_script,
-    stop_script,
-)
+from orca_platform.orca_image import GLSERVER_PORT, PUSH_PORT, stop_script
 from orca_platform.stack_plan import ClinicPlan
 
 from .clinic_backup import BackupTarget, ClinicBackup, ClinicBackupArgs
 from .k8s_objects import ApiObject, Meta, dns_egress_rule
+from .orca_pod import seed_container, size_resources, state_mounts, state_volumes
 from .pod_security import orca_security_context
 
 PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
@@ -207,23 +200,10 @@ class OrcaTenant(pulumi.ComponentResource):
         o = args.orca
         size = p.size
         labels = naming.clinic_labels(p.id)
-        mounts = [
-            k8s.core.v1.VolumeMountArgs(name="state", mount_path=path, sub_path=sub) for sub, path in STATE_DIRS
-        ] + [k8s.core.v1.VolumeMountArgs(name=v, mount_path=path) for v, path in SCRATCH_DIRS]
-        volumes = [
-            k8s.core.v1.VolumeArgs(
-                name="state",
-                persistent_volume_claim=k8s.core.v1.PersistentVolumeClaimVolumeSourceArgs(claim_name=p.pvc_name),
-            )
-        ] + [
-            k8s.core.v1.VolumeArgs(name=v, empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="2Gi"))
-            for v, _ in SCRATCH_DIRS
-        ]
+        mounts = state_mounts()
+        volumes = state_volumes(p.pvc_name)
         security = orca_security_context()
-        resources = k8s.core.v1.ResourceRequirementsArgs(
-            requests={"cpu": size.cpu_request, "memory": size.memory_request},
-            limits={"cpu": size.cpu_limit, "memory": size.memory_limit},
-        )
+        resources = size_resources(size)
 
         def secret_env(env: str, key: str) -> k8s.core.v1.EnvVarArgs:
             return k8s.core.v1.EnvVarArgs(
@@ -285,16 +265,7 @@ class OrcaTenant(pulumi.ComponentResource):
                 )
             ),
         )
-        seed = k8s.core.v1.ContainerArgs(
-            name="seed-state",
-            image=p.image,
-            command=["/bin/sh", "-c", seed_script()],
-            volume_mounts=[k8s.core.v1.VolumeMountArgs(name="state", mount_path=STATE_MOUNT)],
-            resources=k8s.core.v1.ResourceRequirementsArgs(
-                requests={"cpu": "100m", "memory": "128Mi"}, limits={"cpu": "1", "memory": "256Mi"}
-            ),
-            security_context=security,
-        )
+        seed = seed_container(p.image)
         taint_key, taint_value = args.pool_taint
         pod = k8s.core.v1.PodSpecArgs(
             # ORCA never calls the Kubernetes API: no token is mounted that a compromise could use.

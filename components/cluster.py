@@ -92,16 +92,29 @@ class Cluster(pulumi.ComponentResource):
                 lambda v: f"/subscriptions/{v[0]}/resourceGroups/{v[1]}"
             )
 
-        roles = [
-            authorization.RoleAssignment(
-                f"ra-aks-{purpose}",
-                role_assignment_name=naming.assignment_name(args.name, f"cluster-identity-{purpose}"),
+        def grant(
+            resource: str,
+            purpose: str,
+            role: str,
+            scope: pulumi.Input[str],
+            principal: pulumi.Input[str],
+            principal_type: str = "ServicePrincipal",
+            description: str | None = None,
+        ) -> authorization.RoleAssignment:
+            """A built-in role on a scope, under a GUID derived from the cluster's name and the purpose."""
+            return authorization.RoleAssignment(
+                resource,
+                role_assignment_name=naming.assignment_name(args.name, purpose),
                 scope=scope,
-                principal_id=identity.principal_id,
-                principal_type="ServicePrincipal",
+                principal_id=principal,
+                principal_type=principal_type,
                 role_definition_id=role_id(role),
+                description=description,
                 opts=child,
             )
+
+        roles = [
+            grant(f"ra-aks-{purpose}", f"cluster-identity-{purpose}", role, scope, identity.principal_id)
             for purpose, role, scope in (
                 ("network-rg", NETWORK_CONTRIBUTOR, group_id(args.resource_group_name)),
                 ("clinic-data", CONTRIBUTOR, data_group.id),
@@ -259,15 +272,13 @@ class Cluster(pulumi.ComponentResource):
         if c.container_registry_id:
             kubelet = aks.identity_profile.apply(_kubelet_object_id)
             pulls.append(
-                authorization.RoleAssignment(
+                grant(
                     "ra-kubelet-acrpull",
-                    role_assignment_name=naming.assignment_name(args.name, "kubelet-acrpull"),
-                    scope=c.container_registry_id,
-                    principal_id=kubelet,
-                    principal_type="ServicePrincipal",
-                    role_definition_id=role_id(ACR_PULL),
+                    "kubelet-acrpull",
+                    ACR_PULL,
+                    c.container_registry_id,
+                    kubelet,
                     description="AKS nodes pull the ORCA and backup-tools images",
-                    opts=child,
                 )
             )
 
@@ -276,15 +287,14 @@ class Cluster(pulumi.ComponentResource):
         admins: list[pulumi.Resource] = []
         for group in c.admin_group_object_ids:
             admins.append(
-                authorization.RoleAssignment(
+                grant(
                     f"ra-admin-{group}",
-                    role_assignment_name=naming.assignment_name(args.name, f"cluster-admin-{group}"),
-                    scope=aks.id,
-                    principal_id=group,
+                    f"cluster-admin-{group}",
+                    AKS_RBAC_CLUSTER_ADMIN,
+                    aks.id,
+                    group,
                     principal_type="Group",
-                    role_definition_id=role_id(AKS_RBAC_CLUSTER_ADMIN),
                     description="Operators of the ORCA platform: cluster admin through Azure RBAC",
-                    opts=child,
                 )
             )
 

@@ -11,7 +11,7 @@ OUT ?= build/synth/$(STACK)
 EXPORT ?= build/synth/$(STACK)/stack-export.json
 REPORT ?= build/audit/$(STACK)
 
-.PHONY: help venv scan-venv policy-venv test lint typecheck unit checks synth synth-all plan export audit audit-samples bench clean
+.PHONY: help venv scan-venv policy-venv test lint typecheck layers unit checks synth synth-all plan export audit audit-samples bench clean
 
 help:
 	@echo "make test                           lint, type-check, unit tests and offline checks (what CI runs)"
@@ -55,15 +55,20 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
-# The checkov tests call the scan virtualenv: build it first so they run, not skip, on a fresh clone.
-unit: venv scan-venv
+# The checkov tests call the scan virtualenv, the policy-pack tests the pack's own: build both first so they run,
+# not skip, on a fresh clone.
+unit: venv scan-venv policy-venv
 	$(PY) -m pytest
 
 # Schema validation, security scan and isolation proof over both sample stacks.
 checks: venv scan-venv
 	$(PY) -m tools.checks --stacks dev prod --scan-python $(SCAN_VENV)/bin/python
 
-test: lint typecheck unit checks
+# Import contracts of pyproject.toml: the core never imports Pulumi, the rules only the standard library.
+layers: venv
+	$(VENV)/bin/lint-imports
+
+test: lint typecheck layers unit checks
 
 synth: venv
 	$(PY) -m tools.synth --stack $(STACK) $(if $(TENANTS),--tenants $(TENANTS)) --out $(OUT)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 import select
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -126,8 +125,11 @@ def test_only_main_calls_policypack() -> None:
 def test_pack_starts_as_pulumi_starts_it(tmp_path: Path) -> None:
     """`pulumi preview --policy-pack policy` runs `python -m pulumi.policy <engine> <pack dir>` in the pack's venv,
     from elsewhere: the pack must find the project's rules by itself and print the port it serves on."""
+    # The pack's own interpreter (policy/venv, pulumi-policy only): a rule that imported pydantic would fail here.
+    python = PROJECT_DIR / "policy" / "venv" / "bin" / "python"
+    assert python.exists(), "policy/venv is missing: `make unit` builds it (make policy-venv)"
     proc = subprocess.Popen(  # noqa: S603 - fixed arguments
-        [sys.executable, "-u", "-m", "pulumi.policy", "127.0.0.1:1", str(PROJECT_DIR / "policy")],
+        [str(python), "-u", "-m", "pulumi.policy", "127.0.0.1:1", str(PROJECT_DIR / "policy")],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

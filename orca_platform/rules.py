@@ -777,6 +777,71 @@ def _single_writer(v: ResourceView, ctx: RuleContext) -> Iterator[str]:
 
 
 @_rule(
+    "clinic-claim-single-writer",
+    "Every clinic volume claim is ReadWriteOncePod",
+    "Recreate and one replica keep the Deployment to one pod, but only ReadWriteOncePod makes the API server and "
+    "the kubelet refuse a second pod on the volume (a Job, a debug pod, a stuck old pod): one PostgreSQL per "
+    "data directory, whatever else runs.",
+    M,
+)
+def _claim_single_writer(v: ResourceView, ctx: RuleContext) -> Iterator[str]:
+    if v.kind != "PersistentVolumeClaim" or not v.is_clinic_data():
+        return
+    modes = dig(v.props, "spec", "accessModes")
+    if is_unknown(modes):
+        return
+    found = [as_text(m) for m in as_list(modes)]
+    if found != ["ReadWriteOncePod"]:
+        yield (
+            f"clinic volume {v.namespace}/{v.k8s_name} has access modes {found or 'none'}, not [ReadWriteOncePod]: "
+            "a second pod could mount it"
+        )
+
+
+# Built-in data-plane roles of Azure Blob Storage: Contributor, Owner, Reader.
+BLOB_DATA_ROLES = frozenset(
+    {
+        "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
+        "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
+        "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
+    }
+)
+_PATH_PREFIX = re.compile(r"StringStartsWith\s+'([^'/]*)/'")
+
+
+def blob_role(view: ResourceView) -> bool | None:
+    """Whether a role assignment grants a blob data role; None while the role is unknown (a preview)."""
+    role = view.props.get("roleDefinitionId")
+    if is_unknown(role):
+        return None
+    return as_text(role).rsplit("/", 1)[-1].lower() in BLOB_DATA_ROLES
+
+
+@_rule(
+    "backup-access-per-clinic",
+    "Blob data roles are confined to one clinic's prefix",
+    "Each clinic's backup identity may read and write only '<clinic>/' in the archive containers. A role "
+    "assignment without that condition lets one clinic's job (or whoever holds its federated token) read every "
+    "clinic's dumps: patient records across clinics.",
+    M,
+)
+def _backup_confined(v: ResourceView, ctx: RuleContext) -> Iterator[str]:
+    if v.type != "azure-native:authorization:RoleAssignment" or not blob_role(v):
+        return
+    condition = v.props.get("condition")
+    if is_unknown(condition):
+        return
+    prefixes = set(_PATH_PREFIX.findall(as_text(condition)))
+    known = set(ctx.clinic_namespaces.values())
+    if not prefixes:
+        yield f"role assignment {v.name} grants blob data access with no condition on a clinic's prefix"
+    elif len(prefixes) > 1:
+        yield f"role assignment {v.name} reaches several prefixes: {', '.join(sorted(prefixes))}"
+    elif known and not prefixes <= known:
+        yield f"role assignment {v.name} is confined to '{next(iter(prefixes))}/', which is no clinic of this stack"
+
+
+@_rule(
     "lb-internal",
     "Every LoadBalancer Service is internal",
     "Without the internal annotation AKS gives the Service a public IP: a clinic's ORCA would face the Internet.",

@@ -70,7 +70,11 @@ def clinic_pvc(protect: bool = True, retain: bool | None = True, storage_class: 
         labels={**CLINIC_LABELS, "orca-platform.io/data": "clinic"},
         protect=protect,
         retain=retain,
-        spec={"storageClassName": storage_class, "resources": {"requests": {"storage": "64Gi"}}},
+        spec={
+            "accessModes": ["ReadWriteOncePod"],
+            "storageClassName": storage_class,
+            "resources": {"requests": {"storage": "64Gi"}},
+        },
     )
 
 

@@ -61,6 +61,8 @@ def test_data_and_exposure_rules_are_mandatory() -> None:
         "clinic-volume-retained",
         "clinic-storage-class-retain",
         "single-writer",
+        "clinic-claim-single-writer",
+        "backup-access-per-clinic",
         "lb-internal",
         "no-nodeport",
         "helm-lb-internal",
@@ -108,6 +110,47 @@ def test_clinic_volume_must_be_protected_and_retained() -> None:
     # Scratch claims without the data label are not clinic data.
     scratch = k8s_view("PersistentVolumeClaim", "scratch", spec={})
     assert not fired("clinic-volume-protected", scratch)
+
+
+def test_clinic_claim_must_be_single_writer() -> None:
+    assert not fired("clinic-claim-single-writer", clinic_pvc())
+    base = clinic_pvc()
+    for modes in (["ReadWriteOnce"], ["ReadWriteOncePod", "ReadOnlyMany"], ["ReadWriteMany"], []):
+        spec = {**base.props["spec"], "accessModes": modes}
+        drifted = ResourceView(**{**base.__dict__, "props": {**base.props, "spec": spec}})
+        assert fired("clinic-claim-single-writer", drifted), modes
+    unknown = ResourceView(**{**base.__dict__, "props": {**base.props, "spec": {"accessModes": UNKNOWN_STRING}}})
+    assert not fired("clinic-claim-single-writer", unknown)
+    assert rules_by_id()["clinic-claim-single-writer"].enforcement is Enforcement.MANDATORY
+
+
+BLOB_CONTRIBUTOR = (
+    "/subscriptions/0/providers/Microsoft.Authorization/roleDefinitions/ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+)
+
+
+def test_backup_access_is_confined_to_one_clinic() -> None:
+    from orca_platform.backup_plan import blob_condition
+
+    ctx = RuleContext(clinic_namespaces={"orca-c1": "c1", "orca-c2": "c2"})
+
+    def assignment(role: str = BLOB_CONTRIBUTOR, **props: Any) -> ResourceView:
+        return azure_view("authorization:RoleAssignment", "c1-backup-blob-role", roleDefinitionId=role, **props)
+
+    assert not fired("backup-access-per-clinic", assignment(condition=blob_condition("c1")), ctx)
+    assert fired("backup-access-per-clinic", assignment(), ctx)  # the condition dropped: every clinic's dumps
+    assert fired("backup-access-per-clinic", assignment(condition="((true))"), ctx)
+    assert fired("backup-access-per-clinic", assignment(condition=blob_condition("nobody")), ctx)
+    both = f"{blob_condition('c1')} OR {blob_condition('c2')}"
+    assert fired("backup-access-per-clinic", assignment(condition=both), ctx)
+    # Other roles (AcrPull, Network Contributor) carry no condition and are not blob data access.
+    acr = azure_view(
+        "authorization:RoleAssignment",
+        "ra-kubelet-acrpull",
+        roleDefinitionId="/subscriptions/0/providers/Microsoft.Authorization/roleDefinitions/7f951dda-4ed3-4680-a7ca-43fe172d538d",
+    )
+    assert not fired("backup-access-per-clinic", acr, ctx)
+    assert not fired("backup-access-per-clinic", assignment(role=UNKNOWN_STRING), ctx)
 
 
 def test_clinic_namespace_must_be_protected() -> None:

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tools import isolation, kube_schema, scan
+from tools import isolation, kube_schema, netpol, scan
 from tools.checks import Rendered, isolation_facts, read_rendered, stack_settings
-from tools.isolation import Cluster, IpSet, Namespace, Pod, Policy, Requirement, Selector
+from tools.netpol import Cluster, IpSet, Namespace, Pod, Policy, Requirement, Selector
 from tools.offline import PROJECT_DIR, Run, stack_config
 from tools.synth import write
 
@@ -332,7 +332,7 @@ def _cluster(*policies: dict[str, Any], ipblock_selects_pods: bool = True) -> Cl
 
 
 WEB_A = Pod("a", {"app": "web"}, "web", ip=ipaddress.ip_address("100.64.0.1"))
-DB_A = Pod("a", {"app": "db"}, "db", (isolation.ContainerPort(5432, "TCP", "pg"),), ipaddress.ip_address("100.64.0.2"))
+DB_A = Pod("a", {"app": "db"}, "db", (netpol.ContainerPort(5432, "TCP", "pg"),), ipaddress.ip_address("100.64.0.2"))
 WEB_B = Pod("b", {"app": "web"}, "web", ip=ipaddress.ip_address("100.64.1.1"))
 OPS = Pod("ops", {"app": "tool"}, "tool", ip=ipaddress.ip_address("100.64.2.1"))
 OUTSIDE = ipaddress.ip_address("203.0.113.7")
@@ -424,7 +424,7 @@ def test_except_outside_the_cidr_is_rejected() -> None:
         "podSelector": {},
         "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["192.168.0.0/16"]}}]}],
     }
-    with pytest.raises(isolation.PolicyError):
+    with pytest.raises(netpol.PolicyError):
         Policy.from_manifest(_policy("a", "p", bad))
 
 
@@ -458,11 +458,11 @@ def test_selector_satisfiability_and_forced_labels() -> None:
 
 def test_peer_namespaces_include_namespaces_outside_the_stack() -> None:
     c = _cluster()
-    everyone = isolation.Peer(pod_selector=Selector(), namespace_selector=Selector())
+    everyone = netpol.Peer(pod_selector=Selector(), namespace_selector=Selector())
     known, outside = c.peer_namespaces(everyone, "a")
     assert known == {"a", "b", "ops"}
     assert outside
-    only_b = isolation.Peer(namespace_selector=Selector.parse({"matchLabels": {isolation.NAME_LABEL: "b"}}))
+    only_b = netpol.Peer(namespace_selector=Selector.parse({"matchLabels": {netpol.NAME_LABEL: "b"}}))
     assert c.peer_namespaces(only_b, "a") == ({"b"}, False)
 
 
@@ -489,7 +489,7 @@ def test_cilium_entities_and_endpoint_namespaces() -> None:
             ],
         },
     }
-    c = Cluster(_cluster().namespaces, isolation.cilium_policies(cnp), ipblock_selects_pods=False)
+    c = Cluster(_cluster().namespaces, netpol.cilium_policies(cnp), ipblock_selects_pods=False)
     assert not c.egress_allowed(DB_A, WEB_B, 443)  # the API server entity is no pod
     assert c.egress_allowed(DB_A, OPS, 9000)
     assert not c.egress_allowed(DB_A, Pod("ops", {"app": "other"}), 9000)

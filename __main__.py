@@ -96,6 +96,7 @@ pulumi.export("dnsZone", network.dns_zone)
 pulumi.export("dnsResolverInboundIp", network.dns_resolver_ip)
 pulumi.export("vpnGatewayPublicIp", network.vpn_public_ip)
 pulumi.export("backupAccount", backups.account_name)
+pulumi.export("backupRetention", backups.retention_checked)
 pulumi.export("kubernetesLayer", with_kubernetes)
 pulumi.export(
     "capacity",

@@ -8,6 +8,7 @@ ignoreChanges ...) arrive on the RegisterResource request, so a recording monito
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 import os
 import runpy
@@ -315,7 +316,7 @@ def stack_config(
 @contextmanager
 def _network(world: World) -> Iterator[None]:
     """Answer the program's API server reachability check for the world, as the mocks answer its invokes."""
-    import config as program_config  # the project's config.py (PROJECT_DIR is on sys.path)
+    program_config = importlib.import_module("config")  # the project's config.py (PROJECT_DIR is on sys.path)
 
     def probe(host: str, port: int) -> str | None:
         return None if world.api_reachable else f"{host} does not resolve on this machine"

@@ -250,8 +250,8 @@ class OfflineMocks(mocks.Mocks):
         if function == "azure-native:containerservice:getManagedCluster":
             name = args.args.get("resourceName", "aks")
             if not self.world.cluster_exists:
-                # What the SDK raises for Azure's 404.
-                raise Exception(f"invoke failed: (ResourceNotFound) managed cluster {name} was not found")
+                # A failed invoke, as the engine reports Azure's 404 (the SDK raises "invoke of ... failed: ...").
+                return {}, [("resourceName", f"(ResourceNotFound) managed cluster {name} was not found")]
             return {
                 "fqdn": f"{name}-dns.hcp.japaneast.azmk8s.io",
                 "privateFQDN": f"{name}-dns.00000000.privatelink.japaneast.azmk8s.io",
@@ -341,6 +341,8 @@ def run_program(
     pulumi.runtime.set_all_config(config if config is not None else stack_config(stack))
     settings.SETTINGS.rpc_manager.clear()
     settings.SETTINGS.outputs.clear()
+    # A fresh root stack per run: set_mocks keeps an existing one, whose outputs would mix in the previous run's.
+    settings.ROOT.set(None)
     mocks.set_mocks(answers, project=PROJECT, stack=stack, preview=False, monitor=monitor)
     root = settings.get_root_resource()
     if str(PROJECT_DIR) not in sys.path:

@@ -48,7 +48,11 @@ class Network(pulumi.ComponentResource):
         onprem = [str(r) for r in vpn_ranges(s)]
         operators = list(s.operator_cidrs) or onprem
 
+        # Rule name -> priority: the NSG lists its rules in priority order.
+        priorities: dict[str, int] = {"allow-azure-lb": 110, "deny-all-else": 4096}
+
         def rule(name: str, priority: int, sources: list[str], ports: list[str], why: str) -> network.SecurityRuleArgs:
+            priorities[name] = priority
             return network.SecurityRuleArgs(
                 name=name,
                 priority=priority,
@@ -69,7 +73,7 @@ class Network(pulumi.ComponentResource):
         def nsg(
             label: str, allowed: list[network.SecurityRuleArgs], probes: bool = True
         ) -> network.NetworkSecurityGroup:
-            rules = list(allowed)
+            rules: list[network.SecurityRuleArgs] = list(allowed)
             if probes:
                 rules.append(
                     network.SecurityRuleArgs(
@@ -99,11 +103,12 @@ class Network(pulumi.ComponentResource):
                     description="Nothing else reaches clinic workloads; in particular nothing from the Internet",
                 )
             )
+            rules.sort(key=lambda r: priorities[str(r.name)])
             return network.NetworkSecurityGroup(
                 f"nsg-{label}",
                 resource_group_name=rg.name,
                 location=args.location,
-                security_rules=sorted(rules, key=lambda r: int(r.priority or 0)),
+                security_rules=rules,
                 tags=tags,
                 opts=child,
             )

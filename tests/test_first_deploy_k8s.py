@@ -185,7 +185,7 @@ def test_a_broken_script_fails_the_check(rendered_dev: list[Rendered]) -> None:
     pre_stop = deployment.doc["spec"]["template"]["spec"]["containers"][0]["lifecycle"]["preStop"]["exec"]["command"]
     pre_stop[2] = "rm -rf $STATE_DIR/*"  # unquoted, empty variable: rm -rf /*
     findings, _ = check_shell(objects)
-    assert any("snapshot.sh" in f and "SC1046" in f or "snapshot.sh" in f and "SC1073" in f for f in findings)
+    assert any("snapshot.sh" in f and ("SC1046" in f or "SC1073" in f) for f in findings), findings
     assert any("lifecycle.preStop" in f and "SC2115" in f for f in findings), findings
 
 

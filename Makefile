@@ -11,7 +11,7 @@ OUT ?= build/synth/$(STACK)
 EXPORT ?= build/synth/$(STACK)/stack-export.json
 REPORT ?= build/audit/$(STACK)
 
-.PHONY: help venv scan-venv policy-venv test lint typecheck layers unit checks synth synth-all plan export audit audit-samples bench clean
+.PHONY: help venv scan-venv policy-venv test lint typecheck layers unit checks synth synth-all plan export audit audit-samples bench clean deb-shellcheck
 
 help:
 	@echo "make test                           lint, type-check, unit tests and offline checks (what CI runs)"
@@ -48,6 +48,13 @@ $(SCAN_VENV)/.installed: requirements-scan.txt
 
 scan-venv: $(SCAN_VENV)/.installed
 
+# Debian's shellcheck for the "shell" check over the embedded scripts. Installed once; a no-op when it is there.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+deb-shellcheck:
+	@command -v shellcheck >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends shellcheck; }
+	@shellcheck --version | sed -n 2p
+
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -57,11 +64,11 @@ typecheck: venv
 
 # The checkov tests call the scan virtualenv, the policy-pack tests the pack's own: build both first so they run,
 # not skip, on a fresh clone.
-unit: venv scan-venv policy-venv
+unit: venv scan-venv policy-venv deb-shellcheck
 	$(PY) -m pytest
 
-# Schema validation, security scan and isolation proof over both sample stacks.
-checks: venv scan-venv
+# Schema validation, security scan, isolation proof and shellcheck over both sample stacks.
+checks: venv scan-venv deb-shellcheck
 	$(PY) -m tools.checks --stacks dev prod --scan-python $(SCAN_VENV)/bin/python
 
 # Import contracts of pyproject.toml: the core never imports Pulumi, the rules only the standard library.

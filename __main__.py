@@ -18,12 +18,16 @@ from components import (
 from components.backup_storage import BackupStorage, BackupStorageArgs
 from components.clinic_backup import BackupTarget
 from components.cluster import ORCA_POOL_LABEL, ORCA_POOL_VALUE
-from config import load_stack_plan
+from config import kubernetes_layer, load_stack_plan
 from orca_platform import naming
 
-# Everything is validated and planned before the first resource is registered.
+# Everything is validated and planned before the first resource is registered, and a Kubernetes layer that this
+# machine cannot reach stops the run here, naming the setting (README, "First deployment").
 plan = load_stack_plan()
 s = plan.settings
+with_kubernetes = kubernetes_layer(s)
+# Role assignment names are unique across the Entra tenant: every stack's seed includes its subscription.
+subscription_id = authorization.get_client_config().subscription_id
 env = s.environment.value
 tags = {"project": "orca-platform", "environment": env, **s.tags}
 prod = env == "prod"
@@ -36,7 +40,7 @@ network = Network(
         names={kind: naming.azure_name(s, kind) for kind in ("rg", "vnet", "vgw", "pip-vpn", "dnspr")},
         tags=tags,
         dns_records=[(c.dns_record, s.ingress.private_ip) for c in plan.clinics],
-        zone_redundant=bool(s.cluster.zones),
+        private_api_server=s.cluster.private_api_server,
     ),
 )
 
@@ -55,12 +59,8 @@ cluster = Cluster(
         node_subnet_id=network.node_subnet_id,
         tags=tags,
         surge_nodes=s.capacity.surge_nodes,
+        kubernetes_layer=with_kubernetes,
     ),
-)
-
-ingress = IngressController(
-    "ingress",
-    IngressControllerArgs(settings=s.ingress, ilb_subnet_name=network.ilb_subnet_name, provider=cluster.provider),
 )
 
 backups = BackupStorage(
@@ -75,7 +75,6 @@ backups = BackupStorage(
         tags=tags,
     ),
 )
-subscription_id = authorization.get_client_config_output().subscription_id
 
 
 def backup_target(snapshot_driver: str) -> BackupTarget:
@@ -88,37 +87,17 @@ def backup_target(snapshot_driver: str) -> BackupTarget:
         subscription_id=subscription_id,
         snapshot_class=cluster.snapshot_class_names[snapshot_driver],
         tags=tags,
-        name_seed=naming.azure_name(s, "backup"),
+        name_seed=naming.stack_seed(subscription_id, naming.azure_name(s, "backup")),
     )
 
-
-tenants = [
-    OrcaTenant(
-        clinic.id,
-        OrcaTenantArgs(
-            plan=clinic,
-            orca=s.orca,
-            ingress=s.ingress,
-            ilb_subnet_name=network.ilb_subnet_name,
-            pool_selector={ORCA_POOL_LABEL: ORCA_POOL_VALUE},
-            pool_taint=(ORCA_POOL_LABEL, ORCA_POOL_VALUE),
-            provider=cluster.provider,
-            backup=s.backup,
-            backup_target=backup_target(clinic.storage.snapshot_driver),
-            clinic_facing_cidrs=(s.network.pod_cidr, s.network.service_cidr, s.network.ilb_subnet_cidr),
-        ),
-        opts=pulumi.ResourceOptions(depends_on=[ingress]),
-    )
-    for clinic in plan.clinics
-]
 
 pulumi.export("clusterName", cluster.name)
-pulumi.export("ingressPrivateIp", ingress.private_ip)
-pulumi.export("ingressClass", ingress.class_name)
 pulumi.export("dnsZone", network.dns_zone)
 pulumi.export("dnsResolverInboundIp", network.dns_resolver_ip)
 pulumi.export("vpnGatewayPublicIp", network.vpn_public_ip)
 pulumi.export("backupAccount", backups.account_name)
+pulumi.export("backupRetention", backups.retention_checked)
+pulumi.export("kubernetesLayer", with_kubernetes)
 pulumi.export(
     "capacity",
     {
@@ -129,19 +108,47 @@ pulumi.export(
         "nodes": plan.capacity.pool_min_count,
     },
 )
-pulumi.export(
-    "clinics",
-    {
-        t_plan.id: {
-            "name": t_plan.clinic.name,
-            "state": t_plan.clinic.state.value,
-            "fqdn": tenant.hostname,
-            "privateIp": tenant.private_ip,
-            "namespace": tenant.namespace,
-            "storageClass": t_plan.storage.storage_class,
-            "volume": f"{t_plan.claim_gib}Gi",
-            "image": t_plan.image,
-        }
-        for t_plan, tenant in zip(plan.clinics, tenants, strict=True)
-    },
-)
+
+if cluster.provider is not None:
+    provider = cluster.provider
+    ingress = IngressController(
+        "ingress",
+        IngressControllerArgs(settings=s.ingress, ilb_subnet_name=network.ilb_subnet_name, provider=provider),
+    )
+    tenants = [
+        OrcaTenant(
+            clinic.id,
+            OrcaTenantArgs(
+                plan=clinic,
+                orca=s.orca,
+                ingress=s.ingress,
+                ilb_subnet_name=network.ilb_subnet_name,
+                pool_selector={ORCA_POOL_LABEL: ORCA_POOL_VALUE},
+                pool_taint=(ORCA_POOL_LABEL, ORCA_POOL_VALUE),
+                provider=provider,
+                backup=s.backup,
+                backup_target=backup_target(clinic.storage.snapshot_driver),
+                clinic_facing_cidrs=(s.network.pod_cidr, s.network.service_cidr, s.network.ilb_subnet_cidr),
+            ),
+            opts=pulumi.ResourceOptions(depends_on=[ingress]),
+        )
+        for clinic in plan.clinics
+    ]
+    pulumi.export("ingressPrivateIp", ingress.private_ip)
+    pulumi.export("ingressClass", ingress.class_name)
+    pulumi.export(
+        "clinics",
+        {
+            t_plan.id: {
+                "name": t_plan.clinic.name,
+                "state": t_plan.clinic.state.value,
+                "fqdn": tenant.hostname,
+                "privateIp": tenant.private_ip,
+                "namespace": tenant.namespace,
+                "storageClass": t_plan.storage.storage_class,
+                "volume": f"{t_plan.claim_gib}Gi",
+                "image": t_plan.image,
+            }
+            for t_plan, tenant in zip(plan.clinics, tenants, strict=True)
+        },
+    )

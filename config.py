@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pulumi
+from pulumi_azure_native import containerservice
 
+from orca_platform import bootstrap, naming
 from orca_platform.catalogue import load_catalogue
 from orca_platform.errors import InputError
-from orca_platform.settings import CONFIG_KEYS, NAMESPACE, parse_settings
+from orca_platform.settings import CONFIG_KEYS, NAMESPACE, Settings, parse_settings
 from orca_platform.stack_plan import StackPlan, plan_stack
 from orca_platform.tenants import load_tenants
 
@@ -44,3 +48,67 @@ def load_stack_plan() -> StackPlan:
     except InputError as exc:
         # RunError prints the message alone, without a traceback, and fails the update before anything changes.
         raise pulumi.RunError(str(exc)) from None
+
+
+# host, port -> None when a TCP connection succeeds, else why it did not.
+ApiProbe = Callable[[str, int], "str | None"]
+
+
+def tcp_probe(host: str, port: int) -> str | None:
+    """Resolve and connect within 5 s: what the Kubernetes provider needs before it can create anything."""
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        return f"{host} does not resolve on this machine: {exc.strerror}"
+    failure = f"{host} has no address"
+    for family, kind, proto, _, address in addresses:
+        try:
+            with socket.socket(family, kind, proto) as sock:
+                sock.settimeout(5)
+                sock.connect(address)
+                return None
+        except OSError as exc:
+            failure = f"no TCP connection to {address[0]}:{port}: {exc}"
+    return failure
+
+
+_api_probe: ApiProbe = tcp_probe
+
+
+def set_api_probe(probe: ApiProbe) -> ApiProbe:
+    """Swap the network check (the offline run answers for the network as its mocks answer for Azure)."""
+    global _api_probe
+    previous, _api_probe = _api_probe, probe
+    return previous
+
+
+def _deployed_api_server(settings: Settings) -> bootstrap.ApiServer | None:
+    """The existing cluster's API server and whether it answers here; None before the cluster exists."""
+    try:
+        found = containerservice.get_managed_cluster(
+            resource_group_name=naming.azure_name(settings, "rg"), resource_name=naming.azure_name(settings, "aks")
+        )
+    except Exception as exc:
+        if "NotFound" in str(exc):  # ResourceNotFound / ResourceGroupNotFound: a first deployment
+            return None
+        raise
+    host = (found.private_fqdn if settings.cluster.private_api_server else found.fqdn) or found.fqdn
+    if not host:
+        return None
+    return bootstrap.ApiServer(host=host, unreachable=_api_probe(host, 443))
+
+
+def kubernetes_layer(settings: Settings) -> bool:
+    """Whether this run deploys the Kubernetes layer; stops, naming the setting, when the API server is out of reach.
+
+    Runs before any resource is registered. The pulumi-kubernetes provider would otherwise mark the cluster
+    unreachable and fail (or, where the name resolves to an address it cannot route, hang on) every object
+    (provider.go, `clusterUnreachable`).
+    """
+    config_source = f"Pulumi.{pulumi.get_stack()}.yaml"
+    decision = bootstrap.kubernetes_layer(settings, _deployed_api_server(settings), config_source)
+    if decision.fatal:
+        raise pulumi.RunError(decision.message)
+    if decision.message:
+        pulumi.log.warn(decision.message)
+    return decision.deploy

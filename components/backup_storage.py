@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pulumi
@@ -28,6 +29,7 @@ class BackupStorage(pulumi.ComponentResource):
     account_id: pulumi.Output[str]
     account_name: pulumi.Output[str]
     blob_url: pulumi.Output[str]
+    retention_checked: pulumi.Output[str]
 
     def __init__(self, name: str, args: BackupStorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("orca:platform:BackupStorage", name, None, opts)
@@ -82,6 +84,7 @@ class BackupStorage(pulumi.ComponentResource):
         )
 
         retention = {DAILY: s.daily_retention_days, MONTHLY: s.monthly_retention_days}
+        checks: list[pulumi.Output[str]] = []
         for container, days in retention.items():
             c = storage.BlobContainer(
                 f"backup-{container}",
@@ -92,7 +95,11 @@ class BackupStorage(pulumi.ComponentResource):
                 opts=keep,
             )
             # WORM: nothing written here can be changed or deleted before `days` have passed, by anyone.
-            storage.BlobContainerImmutabilityPolicy(
+            # Azure updates and deletes a container policy only with its ETag, which azure-native does not send
+            # (pulumi-azure-native#2156; REST spec: If-Match "must be returned to the server for all update
+            # operations"), and a locked one only grows, by the `extend` action. So Pulumi creates the policy and
+            # never updates or deletes it; a changed retention is applied by the runbook and checked below.
+            policy = storage.BlobContainerImmutabilityPolicy(
                 f"backup-{container}-immutability",
                 account_name=account.name,
                 container_name=c.name,
@@ -100,8 +107,18 @@ class BackupStorage(pulumi.ComponentResource):
                 immutability_policy_name="default",
                 immutability_period_since_creation_in_days=days,
                 allow_protected_append_writes=False,
-                opts=keep,
+                opts=pulumi.ResourceOptions.merge(
+                    keep,
+                    pulumi.ResourceOptions(
+                        ignore_changes=["immutabilityPeriodSinceCreationInDays", "allowProtectedAppendWrites"],
+                        retain_on_delete=True,
+                    ),
+                ),
             )
+            checks.append(policy.immutability_period_since_creation_in_days.apply(_retention_check(container, days)))
+        # With the changes ignored, the policy's outputs are Azure's state: a setting that differs stops the update
+        # here (after the rest has been applied) with the command that changes the policy.
+        self.retention_checked = pulumi.Output.all(*checks).apply("; ".join)
 
         # Retention's other half: once a copy may be deleted, it is (a day after its immutability ends).
         storage.ManagementPolicy(
@@ -174,18 +191,33 @@ class BackupStorage(pulumi.ComponentResource):
         )
 
         if s.delete_lock:
-            authorization.ManagementLockAtResourceLevel(
+            # A lock by scope: the account's id is the whole address. ManagementLockAtResourceLevel builds the URL
+            # from a provider namespace, an API version and an (empty) parent path, which can fail
+            # (pulumi-azure-native#3524).
+            authorization.ManagementLockByScope(
                 "backup-delete-lock",
-                resource_group_name=rg,
-                resource_provider_namespace="Microsoft.Storage",
-                # The storage resource provider's API version the lock call is made with.
-                api_version="2023-05-01",
-                resource_type="storageAccounts",
-                resource_name_=account.name,
-                parent_resource_path="",
+                scope=account.id,
+                lock_name="backup-delete-lock",
                 level="CanNotDelete",
                 notes="Clinic record archives: remove only by a documented decommissioning decision.",
                 opts=child,
             )
 
-        self.register_outputs({"accountName": self.account_name, "blobUrl": self.blob_url})
+        self.register_outputs(
+            {"accountName": self.account_name, "blobUrl": self.blob_url, "retention": self.retention_checked}
+        )
+
+
+def _retention_check(container: str, days: int) -> Callable[[int | float | None], str]:
+    def check(deployed: int | float | None) -> str:
+        if deployed is None or int(deployed) == days:
+            return f"{container}: {days} days"
+        raise pulumi.RunError(
+            f"orca-platform:backup.{container}RetentionDays is {days}, but the {container} container's immutability "
+            f"policy in Azure keeps {int(deployed)} days. Azure changes it only with its ETag (README, Backups and "
+            'restore, "Changing a retention"): az storage container immutability-policy show, then create '
+            f"--period {days} --if-match <etag> (unlocked) or extend --period {days} --if-match <etag> (locked), "
+            "then pulumi up --refresh."
+        )
+
+    return check

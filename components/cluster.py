@@ -14,18 +14,22 @@ from orca_platform import naming
 from orca_platform import settings as model
 from orca_platform.capacity import CapacityPlan
 from orca_platform.kubeconfig import convert_kubeconfig
-from orca_platform.storage import StorageStrategy
+from orca_platform.storage import StorageStrategy, snapshot_parameters
 
 from .k8s_objects import ApiObject
+from .propagation import RoleGrantWait
 
 # Built-in roles of the cluster's control-plane identity:
 # - Network Contributor on the network group: internal load balancer frontends in snet-ilb, and what the Azure Files
 #   driver does for each NFS share's private endpoint (it turns off private-endpoint policies on the node subnet,
 #   joins its NSG, and creates the endpoint, its privatelink zone and VNet link in the VNet's group);
-# - Contributor on the clinic data group: the CSI drivers create the shares, disks and snapshots there.
+# - Contributor on the clinic data group: the CSI drivers create the shares, disks and snapshots there;
+# - Storage File Data Privileged Contributor there too: the Files driver's OAuth data-plane calls (snapshot restore
+#   into a private-endpoint account; azurefile-csi-driver docs/driver-parameters.md, "useDataPlaneAPI: oauth").
 # The backup archives live in a group of their own, out of its reach.
 NETWORK_CONTRIBUTOR = "4d97b98b-1d4f-4787-a291-c67834d212e7"
 CONTRIBUTOR = "b24988ac-6180-42a0-ab88-20f7382dd24c"
+FILE_DATA_PRIVILEGED_CONTRIBUTOR = "69566ab7-960f-475b-8e7c-b3118f30c6bd"
 # "Azure Kubernetes Service RBAC Cluster Admin", granted to the operators' Entra groups.
 AKS_RBAC_CLUSTER_ADMIN = "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"
 # "AcrPull", for the kubelet identity on the operator's registry.
@@ -49,11 +53,13 @@ class ClusterArgs:
     node_subnet_id: pulumi.Input[str]
     tags: dict[str, str]
     surge_nodes: int
+    # False in phase 1 of a first deployment: no Kubernetes provider and nothing created through it.
+    kubernetes_layer: bool = True
 
 
 class Cluster(pulumi.ComponentResource):
     name: pulumi.Output[str]
-    provider: k8s.Provider
+    provider: k8s.Provider | None
     oidc_issuer_url: pulumi.Output[str]
     orca_pool_name: str
     storage_class_names: list[str]
@@ -101,10 +107,13 @@ class Cluster(pulumi.ComponentResource):
             principal_type: str = "ServicePrincipal",
             description: str | None = None,
         ) -> authorization.RoleAssignment:
-            """A built-in role on a scope, under a GUID derived from the cluster's name and the purpose."""
+            """A built-in role on a scope, under a GUID of the subscription, scope, role and principal."""
+            guid = pulumi.Output.all(client.subscription_id, scope, principal).apply(
+                lambda v: naming.assignment_guid(v[0], v[1], role, v[2])
+            )
             return authorization.RoleAssignment(
                 resource,
-                role_assignment_name=naming.assignment_name(args.name, purpose),
+                role_assignment_name=guid,
                 scope=scope,
                 principal_id=principal,
                 principal_type=principal_type,
@@ -118,8 +127,11 @@ class Cluster(pulumi.ComponentResource):
             for purpose, role, scope in (
                 ("network-rg", NETWORK_CONTRIBUTOR, group_id(args.resource_group_name)),
                 ("clinic-data", CONTRIBUTOR, data_group.id),
+                ("clinic-file-data", FILE_DATA_PRIVILEGED_CONTRIBUTOR, data_group.id),
             )
         ]
+        # The cluster checks and uses these grants from its first minute (subnet join, the first internal LB).
+        roles_settled = RoleGrantWait("wait-aks-identity-roles", roles, opts=child)
 
         zones = list(c.zones) or None
         mw = c.maintenance_window
@@ -179,6 +191,9 @@ class Cluster(pulumi.ComponentResource):
             enable_rbac=True,
             api_server_access_profile=containerservice.ManagedClusterAPIServerAccessProfileArgs(
                 enable_private_cluster=c.private_api_server,
+                # Only the private FQDN (in the VNet's privatelink zone): no public DNS record of an internal
+                # address, and one name for the kubeconfig and the reachability check (config.py).
+                enable_private_cluster_public_fqdn=False if c.private_api_server else None,
                 authorized_ip_ranges=None if c.private_api_server else c.authorized_ip_ranges,
                 disable_run_command=True,
             ),
@@ -206,7 +221,7 @@ class Cluster(pulumi.ComponentResource):
             tags=args.tags,
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=roles,
+                depends_on=[roles_settled],
                 # The autoscaler owns the system pool's live node count.
                 ignore_changes=["agentPoolProfiles[0].count"],
                 # Replacing the cluster takes every clinic offline: never as a side effect of a setting change.
@@ -268,7 +283,7 @@ class Cluster(pulumi.ComponentResource):
 
         # The kubelet pulls ORCA and the backup tools from the operator's registry with its own identity: no pull
         # secret to rotate or leak.
-        pulls: list[pulumi.Resource] = []
+        pulls: list[authorization.RoleAssignment] = []
         if c.container_registry_id:
             kubelet = aks.identity_profile.apply(_kubelet_object_id)
             pulls.append(
@@ -284,7 +299,7 @@ class Cluster(pulumi.ComponentResource):
 
         # With local accounts off and Azure RBAC on, people and pipelines (the Kubernetes provider acts as whoever
         # runs `pulumi up`) manage the cluster through these Entra groups and nothing else.
-        admins: list[pulumi.Resource] = []
+        admins: list[authorization.RoleAssignment] = []
         for group in c.admin_group_object_ids:
             admins.append(
                 grant(
@@ -298,6 +313,17 @@ class Cluster(pulumi.ComponentResource):
                 )
             )
 
+        # The Kubernetes provider acts through the operators' new grant; the first pods pull through AcrPull.
+        # Made in phase 1 too, so that phase 2 finds the grants settled and does not wait again.
+        grants_settled = RoleGrantWait("wait-cluster-grants", [*admins, *pulls], opts=child)
+
+        self.oidc_issuer_url = aks.oidc_issuer_profile.apply(lambda p: (p.issuer_url or "") if p else "")
+        self.provider = None
+        self.storage_class_names = []
+        self.snapshot_class_names: dict[str, str] = {}
+        if not args.kubernetes_layer:
+            self.register_outputs({"name": self.name, "oidcIssuerUrl": self.oidc_issuer_url})
+            return
         creds = containerservice.list_managed_cluster_user_credentials_output(
             resource_group_name=args.resource_group_name,
             resource_name=aks.name,
@@ -313,12 +339,10 @@ class Cluster(pulumi.ComponentResource):
             kubeconfig=kubeconfig,
             # Never delete objects from state just because the API server is unreachable.
             delete_unreachable=False,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[pool, *admins, *pulls]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[pool, grants_settled]),
         )
-        self.oidc_issuer_url = aks.oidc_issuer_profile.apply(lambda p: (p.issuer_url or "") if p else "")
 
         k8s_child = pulumi.ResourceOptions(parent=self, provider=self.provider)
-        self.storage_class_names = []
         for sc in args.storage_classes:
             k8s.storage.v1.StorageClass(
                 sc.storage_class,
@@ -337,7 +361,6 @@ class Cluster(pulumi.ComponentResource):
             self.storage_class_names.append(sc.storage_class)
 
         drivers = sorted({sc.snapshot_driver for sc in args.storage_classes})
-        self.snapshot_class_names: dict[str, str] = {}
         for driver in drivers:
             short = driver.split(".")[0]
             name_ = f"orca-snapshots-{short}"
@@ -351,7 +374,7 @@ class Cluster(pulumi.ComponentResource):
                     # Pruning a scheduled snapshot past its retention frees its storage; long-term copies are the
                     # immutable pg_dump archives, not snapshots.
                     "deletionPolicy": "Delete",
-                    **({"parameters": {"incremental": "true"}} if driver == "disk.csi.azure.com" else {}),
+                    **({"parameters": snapshot_parameters(driver)} if snapshot_parameters(driver) else {}),
                 },
                 opts=k8s_child,
             )

@@ -20,7 +20,8 @@ class NetworkArgs:
     tags: dict[str, str]
     # (relative record name, IPv4) for every clinic FQDN: they all resolve to the internal ingress.
     dns_records: list[tuple[str, str]]
-    zone_redundant: bool
+    # A private API server's endpoint sits in the node subnet; its NSG admits the operators to it.
+    private_api_server: bool
 
 
 class Network(pulumi.ComponentResource):
@@ -45,36 +46,50 @@ class Network(pulumi.ComponentResource):
         self.resource_group_name = rg.name
 
         onprem = [str(r) for r in vpn_ranges(s)]
+        operators = list(s.operator_cidrs) or onprem
 
-        # Admit only what has a reason to talk to ORCA: the VNet itself, the pod overlay (AKS requires it on the
-        # node subnet), the Azure load balancer's probes and the VPN ranges. Everything else, the Internet above
-        # all, meets the explicit deny; Azure's implicit rules would otherwise admit any peered network.
-        def nsg(label: str, extra_sources: list[str]) -> network.NetworkSecurityGroup:
-            rules = [
-                network.SecurityRuleArgs(
-                    name="allow-vnet",
-                    priority=100,
-                    direction="Inbound",
-                    access="Allow",
-                    protocol="*",
-                    source_address_prefixes=[s.vnet_cidr, *extra_sources],
-                    source_port_range="*",
-                    destination_address_prefix="*",
-                    destination_port_range="*",
-                    description="VNet-internal traffic (nodes, ingress, private endpoints)",
-                ),
-                network.SecurityRuleArgs(
-                    name="allow-azure-lb",
-                    priority=110,
-                    direction="Inbound",
-                    access="Allow",
-                    protocol="*",
-                    source_address_prefix="AzureLoadBalancer",
-                    source_port_range="*",
-                    destination_address_prefix="*",
-                    destination_port_range="*",
-                    description="Load balancer health probes",
-                ),
+        # Rule name -> priority: the NSG lists its rules in priority order.
+        priorities: dict[str, int] = {"allow-azure-lb": 110, "deny-all-else": 4096}
+
+        def rule(name: str, priority: int, sources: list[str], ports: list[str], why: str) -> network.SecurityRuleArgs:
+            priorities[name] = priority
+            return network.SecurityRuleArgs(
+                name=name,
+                priority=priority,
+                direction="Inbound",
+                access="Allow",
+                protocol="*" if ports == ["*"] else "Tcp",
+                source_address_prefixes=sources,
+                source_port_range="*",
+                destination_address_prefix="*",
+                destination_port_range="*" if ports == ["*"] else None,
+                destination_port_ranges=None if ports == ["*"] else ports,
+                description=why,
+            )
+
+        # Admit only what has a reason to get in: the VNet itself, the pod overlay (AKS requires it on the node
+        # subnet), the Azure load balancer's probes and the VPN ranges. Everything else, the Internet above all, meets
+        # the explicit deny; Azure's implicit rules would otherwise admit any peered network.
+        def nsg(
+            label: str, allowed: list[network.SecurityRuleArgs], probes: bool = True
+        ) -> network.NetworkSecurityGroup:
+            rules: list[network.SecurityRuleArgs] = list(allowed)
+            if probes:
+                rules.append(
+                    network.SecurityRuleArgs(
+                        name="allow-azure-lb",
+                        priority=110,
+                        direction="Inbound",
+                        access="Allow",
+                        protocol="*",
+                        source_address_prefix="AzureLoadBalancer",
+                        source_port_range="*",
+                        destination_address_prefix="*",
+                        destination_port_range="*",
+                        description="Load balancer health probes",
+                    )
+                )
+            rules.append(
                 network.SecurityRuleArgs(
                     name="deny-all-else",
                     priority=4096,
@@ -86,24 +101,9 @@ class Network(pulumi.ComponentResource):
                     destination_address_prefix="*",
                     destination_port_range="*",
                     description="Nothing else reaches clinic workloads; in particular nothing from the Internet",
-                ),
-            ]
-            if onprem:
-                rules.insert(
-                    1,
-                    network.SecurityRuleArgs(
-                        name="allow-vpn-sites",
-                        priority=105,
-                        direction="Inbound",
-                        access="Allow",
-                        protocol="Tcp",
-                        source_address_prefixes=onprem,
-                        source_port_range="*",
-                        destination_address_prefix="*",
-                        destination_port_ranges=["80", "8000", "9400"],
-                        description="Clinics over VPN: ingress (80), glserver (8000), PUSH (9400)",
-                    ),
                 )
+            )
+            rules.sort(key=lambda r: priorities[str(r.name)])
             return network.NetworkSecurityGroup(
                 f"nsg-{label}",
                 resource_group_name=rg.name,
@@ -113,8 +113,50 @@ class Network(pulumi.ComponentResource):
                 opts=child,
             )
 
-        nodes_nsg = nsg("nodes", [s.pod_cidr])
-        ilb_nsg = nsg("ilb", [s.pod_cidr])
+        vnet_rule = rule(
+            "allow-vnet",
+            100,
+            [s.vnet_cidr, s.pod_cidr],
+            ["*"],
+            "VNet-internal traffic (nodes, ingress, private endpoints)",
+        )
+        clinics = (
+            [
+                rule(
+                    "allow-vpn-sites",
+                    105,
+                    onprem,
+                    ["80", "8000", "9400"],
+                    "Clinics over VPN: ingress (80), glserver (8000), PUSH (9400)",
+                )
+            ]
+            if onprem
+            else []
+        )
+        node_rules = [vnet_rule, *clinics]
+        if args.private_api_server:
+            # AKS puts the API server's private endpoint in the first node pool's subnet (MS docs "Create a private
+            # AKS cluster"): operators and runners on the VPN reach it on 443, nobody else from outside the VNet.
+            node_rules.append(
+                rule("allow-api-operators", 120, operators, ["443"], "Private API server, from operators")
+            )
+        nodes_nsg = nsg("nodes", node_rules)
+        ilb_nsg = nsg("ilb", [vnet_rule, *clinics])
+        # The backup account's blob endpoint: HTTPS from the backup jobs (nodes, or the pod overlay) and from the
+        # operators who list and fetch dumps (restore runbook); no probes, no other port, nothing else.
+        endpoints_nsg = nsg(
+            "private-endpoints",
+            [
+                rule(
+                    "allow-blob-clients",
+                    100,
+                    [s.node_subnet_cidr, s.pod_cidr, *operators],
+                    ["443"],
+                    "Backup blob endpoint: backup jobs and operators",
+                )
+            ],
+            probes=False,
+        )
 
         vnet = network.VirtualNetwork(
             "vnet",
@@ -148,6 +190,10 @@ class Network(pulumi.ComponentResource):
                 delegations=[network.DelegationArgs(name=label, service_name=delegation)] if delegation else None,
                 # No implicit Internet egress from these subnets; AKS egress goes through its own load balancer.
                 default_outbound_access=False if label != "gateway" else None,
+                # Private endpoints obey the subnet's NSG only with this on; the SDK's default is Disabled. The Files
+                # driver keeps an explicit value on the node subnet, where it puts each NFS share's endpoint
+                # (cloud-provider-azure azure_storageaccount.go createPrivateEndpoint: it overrides only an unset one).
+                private_endpoint_network_policies="Enabled" if nsg_ else None,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=list(previous)),
             )
             previous[:] = [created]
@@ -160,7 +206,7 @@ class Network(pulumi.ComponentResource):
         resolver_subnet = subnet(
             "dns-resolver", "snet-dns-inbound", s.dns_resolver_subnet_cidr, delegation="Microsoft.Network/dnsResolvers"
         )
-        endpoints = subnet("private-endpoints", "snet-private-endpoints", s.private_endpoint_subnet_cidr, ilb_nsg)
+        endpoints = subnet("private-endpoints", "snet-private-endpoints", s.private_endpoint_subnet_cidr, endpoints_nsg)
         self.node_subnet_id = nodes.id
         self.private_endpoint_subnet_id = endpoints.id
 
@@ -172,7 +218,9 @@ class Network(pulumi.ComponentResource):
             location=args.location,
             sku=network.PublicIPAddressSkuArgs(name="Standard", tier="Regional"),
             public_ip_allocation_method="Static",
-            zones=["1", "2", "3"] if args.zone_redundant else None,
+            # The AZ gateway SKUs (the only ones Azure still creates) take a zone-redundant Standard address
+            # (MS docs "Create a zone-redundant virtual network gateway"), in dev as in prod.
+            zones=["1", "2", "3"],
             tags=tags,
             opts=child,
         )

@@ -11,7 +11,7 @@ import pulumi_random as random
 from orca_platform import naming
 from orca_platform import settings as model
 from orca_platform.ipnets import excluded_within
-from orca_platform.orca_image import GLSERVER_PORT, PUSH_PORT, stop_script
+from orca_platform.orca_image import GLSERVER_PORT, PUSH_PORT, startup_await_seconds, stop_script
 from orca_platform.stack_plan import ClinicPlan
 
 from .clinic_backup import BackupTarget, ClinicBackup, ClinicBackupArgs
@@ -288,7 +288,7 @@ class OrcaTenant(pulumi.ComponentResource):
             metadata=meta(
                 "orca",
                 # Pulumi waits for a new clinic to become ready; give it the start-up budget and some.
-                annotations={"pulumi.com/timeoutSeconds": str(o.startup_budget_seconds + grace + 300)},
+                annotations={"pulumi.com/timeoutSeconds": str(startup_await_seconds(o.startup_budget_seconds, grace))},
             ),
             spec=k8s.apps.v1.DeploymentSpecArgs(
                 # One PostgreSQL per volume, ever: one replica (none while suspended), and Recreate so the old pod
@@ -319,6 +319,13 @@ class OrcaTenant(pulumi.ComponentResource):
         }
         if p.clinic.private_ip:
             annotations["service.beta.kubernetes.io/azure-load-balancer-ipv4"] = p.clinic.private_ip
+        # Pulumi waits for the Service's endpoints to be ready (provider/pkg/await/service.go, 10 minutes by
+        # default): as long as the Deployment, since the endpoint is the new server. Not skipAwait: the clinic's
+        # exported privateIp comes from the status that wait delivers.
+        o = args.orca
+        annotations["pulumi.com/timeoutSeconds"] = str(
+            startup_await_seconds(o.startup_budget_seconds, o.termination_grace_seconds)
+        )
         return k8s.core.v1.Service(
             f"{name}-orca",
             metadata=meta("orca", annotations=annotations),

@@ -24,16 +24,23 @@ SNAPSHOT_NAME = re.compile(r"^(?P<pvc>orca-state(?:-[a-z0-9-]+?)?)-(?:pre-upgrad
 
 
 def blob_condition(clinic_id: str) -> str:
-    """Azure ABAC condition: blob reads and writes only under '<clinic>/' in any container."""
-    actions = ("read", "write", "add/action", "delete")
-    not_blob_action = " AND ".join(
-        f"!(ActionMatches{{'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/{a}'}})" for a in actions
+    """Azure ABAC condition: blob reads, writes and listings only under '<clinic>/' in any container.
+
+    Listing (List Blobs) needs `blobs/read` but carries no blob path, only the request's prefix: it is the
+    `Blob.List` suboperation and is judged by `@Request[...blobs:prefix]` (MS docs "Actions and attributes for Azure
+    role assignment conditions for Azure Blob Storage", and the example "Read or list blobs in named containers with
+    a path"). Without its own clause the path clause cannot be evaluated for a listing and the request is denied.
+    """
+    blobs = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs"
+    reading = f"ActionMatches{{'{blobs}/read'}}"
+    path_actions = " AND ".join(
+        [f"!({reading} AND NOT SubOperationMatches{{'Blob.List'}})"]
+        + [f"!(ActionMatches{{'{blobs}/{a}'}})" for a in ("write", "add/action", "delete")]
     )
-    path = (
-        "@Resource[Microsoft.Storage/storageAccounts/blobServices/containers/blobs:path] "
-        f"StringStartsWith '{clinic_id}/'"
-    )
-    return f"(({not_blob_action}) OR ({path}))"
+    by_path = f"@Resource[{blobs}:path] StringStartsWith '{clinic_id}/'"
+    listing = f"!({reading} AND SubOperationMatches{{'Blob.List'}})"
+    by_prefix = f"@Request[{blobs}:prefix] StringStartsWith '{clinic_id}/'"
+    return f"((({path_actions}) OR ({by_path})) AND (({listing}) OR ({by_prefix})))"
 
 
 def workload_subject(namespace: str) -> str:

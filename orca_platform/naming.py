@@ -69,3 +69,19 @@ _GUIDS = uuid.UUID("6f1b4a52-0c1e-4d8a-9a57-2f3c4b5d6e7f")
 def assignment_name(seed: str, purpose: str) -> str:
     """A role assignment's name: a GUID derived from the stack's names and what it is for, like Bicep's guid()."""
     return str(uuid.uuid5(_GUIDS, f"{seed}/{purpose}"))
+
+
+def assignment_guid(subscription: str, scope: str, role: str, principal: str) -> str:
+    """A role assignment's name from what makes it unique, like Bicep's guid(scope, principal, role).
+
+    Azure requires the name to be unique across the Entra tenant, "even in different Azure subscriptions"
+    (MS docs, "Troubleshoot Azure RBAC"): a copy of the stack in another subscription of the tenant must get other
+    names, and a recreated identity (a new principal) a new assignment rather than a refused update. Scopes are
+    case-insensitive in Azure, so they are folded.
+    """
+    return str(uuid.uuid5(_GUIDS, "/".join((subscription.lower(), scope.lower(), role.lower(), principal.lower()))))
+
+
+def stack_seed(subscription: str, name: str) -> str:
+    """The seed of `assignment_name` for a stack: its subscription and its name, so no other stack shares it."""
+    return f"{subscription}/{name}"

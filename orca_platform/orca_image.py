@@ -49,3 +49,12 @@ def stop_script(postgres_version: str, grace_seconds: int) -> str:
         f"i=0; while pgrep -x monitor >/dev/null && [ $i -lt {wait // 2} ]; do sleep 1; i=$((i+1)); done; "
         f"pg_ctlcluster {shlex.quote(postgres_version)} main stop -m fast || true"
     )
+
+
+def startup_await_seconds(startup_budget_seconds: int, termination_grace_seconds: int) -> int:
+    """How long Pulumi may wait for a clinic's server to become ready: an old pod's stop, then the start-up budget.
+
+    Both the Deployment and the Service wait for it: pulumi-kubernetes awaits a Service until its endpoints are ready
+    (provider/pkg/await/service.go, 10 minutes by default), and a new server may take its whole start-up budget.
+    """
+    return startup_budget_seconds + termination_grace_seconds + 300

@@ -52,11 +52,27 @@ class PointToSite(Strict):
     root_certificate_data: Annotated[str, Field(min_length=20)]
 
 
+# Azure creates only the zone-redundant SKUs since the 2025 VPN gateway SKU consolidation: a non-AZ SKU is refused
+# with NonAzSkusNotAllowedForVPNGateway (MS docs "About VPN Gateway SKU consolidation and migration").
+AZ_VPN_SKUS = ("VpnGw1AZ", "VpnGw2AZ", "VpnGw3AZ", "VpnGw4AZ", "VpnGw5AZ")
+
+
 class Vpn(Strict):
-    sku: Literal["VpnGw1", "VpnGw2", "VpnGw3", "VpnGw1AZ", "VpnGw2AZ", "VpnGw3AZ", "VpnGw4AZ", "VpnGw5AZ"] = "VpnGw1"
+    sku: str = "VpnGw1AZ"
     generation: Literal["Generation1", "Generation2"] = "Generation1"
     sites: list[VpnSite] = Field(default_factory=list)
     point_to_site: PointToSite | None = None
+
+    @field_validator("sku")
+    @classmethod
+    def _az_sku(cls, value: str) -> str:
+        if value in AZ_VPN_SKUS:
+            return value
+        if f"{value}AZ" in AZ_VPN_SKUS:
+            raise ValueError(
+                f"Azure no longer creates non-AZ VPN gateway SKUs (NonAzSkusNotAllowedForVPNGateway): use {value}AZ"
+            )
+        raise ValueError(f"must be one of {', '.join(AZ_VPN_SKUS)}")
 
     @model_validator(mode="after")
     def _reachable(self) -> Vpn:
@@ -80,6 +96,20 @@ class Network(Strict):
     dns_service_ip: str
     dns_zone: Annotated[str, Field(pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,}$")]
     vpn: Vpn
+    # Where the people and runners that deploy and restore sit, as seen over the VPN: only they reach the private
+    # API server endpoint and the backup blob endpoint (443). Empty: every VPN range.
+    operator_cidrs: list[Cidr] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _operators_over_vpn(self) -> Network:
+        vpn = [ipaddress.ip_network(c) for site in self.vpn.sites for c in site.address_spaces]
+        if self.vpn.point_to_site:
+            vpn.append(ipaddress.ip_network(self.vpn.point_to_site.address_pool))
+        for cidr in self.operator_cidrs:
+            net = ipaddress.ip_network(cidr)
+            if not any(net.version == r.version and net.subnet_of(r) for r in vpn):  # type: ignore[arg-type]
+                raise ValueError(f"operatorCidrs: {cidr} lies inside no VPN site's address space or pointToSite pool")
+        return self
 
 
 class Pool(Strict):
@@ -128,6 +158,9 @@ class Cluster(Strict):
     ) = None
     # How the Pulumi Kubernetes provider gets a token: kubelogin's login mode on the workstation / CI runner.
     kubelogin_mode: Literal["azurecli", "workloadidentity", "msi", "spn"] = "azurecli"
+    # false: phase 1 of a first deployment, the Azure layer alone (network, VPN gateway, cluster, backup store).
+    # A private API server is reachable only over the VPN this phase creates (README, "First deployment").
+    kubernetes_layer: bool = True
 
     @model_validator(mode="after")
     def _api_access(self) -> Cluster:

@@ -88,6 +88,11 @@ def strategy(name: StorageStrategyName, sku: str) -> StorageStrategy:
             "rootSquashType": "NoRootSquash",
             # The driver's default is 0777; the image sets its own modes on first start.
             "mountPermissions": "0700",
+            # Data-plane calls with an OAuth token carry AKS's trusted-service claim, which a private-endpoint
+            # account admits; with keys or SAS, snapshot restore's AzCopy gets 403 (azurefile-csi-driver#2914,
+            # #2121; docs/driver-parameters.md "Using useDataPlaneAPI: oauth against private storage accounts").
+            # The control-plane identity holds Storage File Data Privileged Contributor for it (cluster.py).
+            "useDataPlaneAPI": "oauth",
         },
         # nconnect/noresvport/actimeo as recommended by the AKS docs for NFS shares; 'hard' (the NFS default)
         # makes I/O wait through a blip instead of returning errors to PostgreSQL.
@@ -102,8 +107,26 @@ def strategy(name: StorageStrategyName, sku: str) -> StorageStrategy:
     )
 
 
+def snapshot_parameters(driver: str) -> dict[str, str]:
+    """VolumeSnapshotClass parameters of a CSI driver (azurefile / azuredisk driver-parameters.md)."""
+    if driver == "disk.csi.azure.com":
+        return {"incremental": "true"}
+    if driver == "file.csi.azure.com":
+        # Snapshot create/delete and restore through the data plane with OAuth, as for the StorageClass above.
+        return {"useDataPlaneAPI": "oauth"}
+    return {}
+
+
 def for_bytes_label(n_bytes: int) -> str:
     return f"{-(-n_bytes // GIB)}Gi"
 
 
-__all__ = ["SMB_REFUSAL", "StorageRefusedError", "StorageStrategy", "for_bytes_label", "parse_bytes", "strategy"]
+__all__ = [
+    "SMB_REFUSAL",
+    "StorageRefusedError",
+    "StorageStrategy",
+    "for_bytes_label",
+    "parse_bytes",
+    "snapshot_parameters",
+    "strategy",
+]

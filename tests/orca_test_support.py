@@ -154,10 +154,10 @@ def _capturing_monitor() -> Iterator[list[offline.RecordingMonitor]]:
         offline.RecordingMonitor = original  # type: ignore[misc]
 
 
-def attempt(stack: str, config: dict[str, str]) -> Attempt:
+def attempt(stack: str, config: dict[str, str], world: offline.World | None = None) -> Attempt:
     with _capturing_monitor() as seen:
         try:
-            run: Run | None = offline.run_program(stack, config)
+            run: Run | None = offline.run_program(stack, config, world=world)
             error: BaseException | None = None
         except Exception as exc:  # noqa: BLE001 - the tests inspect whatever the program raised
             run, error = None, exc

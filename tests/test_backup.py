@@ -108,8 +108,10 @@ def test_archive_storage_is_private_and_immutable(
     assert not any(p["allowProtectedAppendWrites"] for p in policies.values())
     (endpoint,) = run.by_type("azure-native:network:PrivateEndpoint")
     assert endpoint.inputs["privateLinkServiceConnections"][0]["groupIds"] == ["blob"]
-    locks = run.by_type("azure-native:authorization:ManagementLockAtResourceLevel")
+    locks = run.by_type("azure-native:authorization:ManagementLockByScope")
     assert [lock.inputs["level"] for lock in locks] == (["CanNotDelete"] if locked else [])
+    (account,) = run.by_type("azure-native:storage:StorageAccount")
+    assert all(lock.inputs["scope"] == account.id for lock in locks)
 
 
 def _run_with(tmp_path: Path, clinics: dict[str, dict[str, Any]]) -> Run:

@@ -6,6 +6,8 @@ then
   isolation  from the rendered NetworkPolicies, no clinic is reached from another clinic's namespace, only the ingress
              controller and the clinic's own networks reach it, and its egress reaches no other clinic
              (tools/isolation.py).
+  shell      shellcheck over every embedded script: ConfigMap *.sh entries and `sh -c` container commands, hooks
+             and probes (tools/shell_scripts.py).
 Then one checkov run over every stack's objects (tools/scan.py, skips in tools/checkov-skips.yaml).
 Prints a short summary per check; exits 1 on any finding, 2 when a stack cannot be rendered at all.
 """
@@ -26,7 +28,7 @@ import yaml
 from orca_platform import naming
 from orca_platform.settings import NAMESPACE, Settings, parse_settings
 from orca_platform.tenants import load_tenants
-from tools import isolation, kube_schema, scan
+from tools import isolation, kube_schema, scan, shell_scripts
 from tools.offline import PROJECT_DIR, Run, run_program, stack_config
 from tools.synth import write
 
@@ -140,6 +142,22 @@ def controller_labels(objects: Sequence[Rendered], facts: isolation.Facts) -> li
     return findings
 
 
+def check_shell(objects: Sequence[Rendered]) -> tuple[list[str], str]:
+    """shellcheck once per distinct script (every clinic carries the same ones), reported where it first occurs."""
+    by_text: dict[str, list[shell_scripts.Script]] = {}
+    for obj in objects:
+        for script in shell_scripts.scripts_in(obj.doc):
+            by_text.setdefault(script.text, []).append(script)
+    try:
+        results = shell_scripts.check([copies[0] for copies in by_text.values()])
+    except FileNotFoundError as exc:
+        return [f"shell: {exc}"], "shell     not run"
+    findings = [f"shell: {f.script.where} (and {len(by_text[f.script.text]) - 1} copies): {f.report}" for f in results]
+    total = sum(len(copies) for copies in by_text.values())
+    line = f"shell     shellcheck: {len(by_text)} distinct scripts ({total} embedded), {len(findings)} with findings"
+    return findings, line
+
+
 def check_isolation(objects: Sequence[Rendered], facts: isolation.Facts) -> tuple[list[str], list[str]]:
     docs = [o.doc for o in objects if not o.type_token.startswith("kubernetes:helm.sh/")]
     report = isolation.prove_isolation(docs, facts)
@@ -172,7 +190,9 @@ class RenderError(Exception):
     """The program stopped before registering its resources (bad config or tenants)."""
 
 
-def check_stack(stack: str, out: Path, do_schema: bool, do_isolation: bool) -> tuple[StackResult, Path]:
+def check_stack(
+    stack: str, out: Path, do_schema: bool, do_isolation: bool, do_shell: bool = False
+) -> tuple[StackResult, Path]:
     result = StackResult(stack)
     config = stack_config(stack)
     try:
@@ -192,6 +212,10 @@ def check_stack(stack: str, out: Path, do_schema: bool, do_isolation: bool) -> t
         findings, lines = check_isolation(objects, isolation_facts(run, settings))
         result.findings += findings
         result.lines += lines
+    if do_shell:
+        findings, line = check_shell(objects)
+        result.findings += findings
+        result.lines.append(line)
     return result, folder / "k8s"
 
 
@@ -214,7 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(PROJECT_DIR / "build" / "checks"))
     ap.add_argument("--scan-python", default="", help="python of the scan virtualenv (checkov); empty: no scan")
     ap.add_argument(
-        "--only", nargs="+", choices=["schema", "scan", "isolation"], default=["schema", "scan", "isolation"]
+        "--only",
+        nargs="+",
+        choices=["schema", "scan", "isolation", "shell"],
+        default=["schema", "scan", "isolation", "shell"],
     )
     args = ap.parse_args(argv)
     out = Path(args.out)
@@ -222,7 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     folders: list[Path] = []
     for stack in args.stacks:
         try:
-            result, folder = check_stack(stack, out, "schema" in args.only, "isolation" in args.only)
+            result, folder = check_stack(
+                stack, out, "schema" in args.only, "isolation" in args.only, "shell" in args.only
+            )
         except RenderError as exc:
             print(f"== {stack}: cannot render the stack: {exc}", file=sys.stderr)
             return 2

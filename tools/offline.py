@@ -8,12 +8,15 @@ ignoreChanges ...) arrive on the RegisterResource request, so a recording monito
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 import os
 import runpy
 import sys
 import threading
 import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,16 +158,31 @@ def _kubeconfig() -> str:
     return base64.b64encode(yaml.safe_dump(doc).encode()).decode()
 
 
+@dataclass(frozen=True)
+class World:
+    """What Azure and the network answer the offline run. The defaults stand for a run from a machine that reaches
+    the stack's API server (inside the VNet or on the VPN) with the cluster already deployed."""
+
+    subscription: str = SUBSCRIPTION
+    cluster_exists: bool = True
+    api_reachable: bool = True
+    # Deployed state that differs from the program's inputs, by Pulumi resource name: what Azure would report
+    # for a resource changed outside Pulumi (or whose changes Pulumi ignores).
+    state: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
 class OfflineMocks(mocks.Mocks):
     """Plausible provider answers: what Azure and Kubernetes would hand back, so outputs resolve."""
 
-    def __init__(self) -> None:
+    def __init__(self, world: World | None = None) -> None:
+        self.world = world or World()
         # The engine, not the SDK, marks `additionalSecretOutputs` secret; the recording monitor passes them here,
         # per thread (registrations run on a thread pool), so the mocks can do the engine's part.
         self.secret_outputs = threading.local()
 
     def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         rid, state = self._answer(args)
+        state.update(self.world.state.get(args.name, {}))
         for key in getattr(self.secret_outputs, "keys", ()):
             if key in state and not is_secret(state[key]):
                 state[key] = {SIG_KEY: SECRET_SIG, "value": state[key]}
@@ -183,12 +201,12 @@ class OfflineMocks(mocks.Mocks):
                 args.name,
             )
             group = args.inputs.get("resourceGroupName", "rg")
-            rid = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{group}/{typ}/{name}"
+            rid = f"/subscriptions/{self.world.subscription}/resourceGroups/{group}/{typ}/{name}"
             state.setdefault("name", name)
             if typ == "azure-native:resources:ResourceGroup":
                 name = args.inputs.get("resourceGroupName", args.name)
                 state["name"] = name
-                rid = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{name}"
+                rid = f"/subscriptions/{self.world.subscription}/resourceGroups/{name}"
             if typ == "azure-native:network:PublicIPAddress":
                 state["ipAddress"] = "192.0.2.10"
             if typ == "azure-native:managedidentity:UserAssignedIdentity":
@@ -227,7 +245,17 @@ class OfflineMocks(mocks.Mocks):
     def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         function = args.token
         if function == "azure-native:authorization:getClientConfig":
-            return {"clientId": TENANT, "objectId": TENANT, "subscriptionId": SUBSCRIPTION, "tenantId": TENANT}, []
+            sub = self.world.subscription
+            return {"clientId": TENANT, "objectId": TENANT, "subscriptionId": sub, "tenantId": TENANT}, []
+        if function == "azure-native:containerservice:getManagedCluster":
+            name = args.args.get("resourceName", "aks")
+            if not self.world.cluster_exists:
+                # A failed invoke, as the engine reports Azure's 404 (the SDK raises "invoke of ... failed: ...").
+                return {}, [("resourceName", f"(ResourceNotFound) managed cluster {name} was not found")]
+            return {
+                "fqdn": f"{name}-dns.hcp.japaneast.azmk8s.io",
+                "privateFQDN": f"{name}-dns.00000000.privatelink.japaneast.azmk8s.io",
+            }, []
         if function == "azure-native:containerservice:listManagedClusterUserCredentials":
             return {"kubeconfigs": [{"name": "clusterUser", "value": _kubeconfig()}]}, []
         return {}, []
@@ -285,17 +313,36 @@ def stack_config(
     return out
 
 
+@contextmanager
+def _network(world: World) -> Iterator[None]:
+    """Answer the program's API server reachability check for the world, as the mocks answer its invokes."""
+    program_config = importlib.import_module("config")  # the project's config.py (PROJECT_DIR is on sys.path)
+
+    def probe(host: str, port: int) -> str | None:
+        return None if world.api_reachable else f"{host} does not resolve on this machine"
+
+    previous = program_config.set_api_probe(probe)
+    try:
+        yield
+    finally:
+        program_config.set_api_probe(previous)
+
+
 def run_program(
     stack: str = "dev",
     config: dict[str, str] | None = None,
     main: Path = PROJECT_DIR / "__main__.py",
+    world: World | None = None,
 ) -> Run:
     """Run the program once, synchronously, and return what it registered. Raises what the program raises."""
-    answers = OfflineMocks()
+    world = world or World()
+    answers = OfflineMocks(world)
     monitor = RecordingMonitor(answers)
     pulumi.runtime.set_all_config(config if config is not None else stack_config(stack))
     settings.SETTINGS.rpc_manager.clear()
     settings.SETTINGS.outputs.clear()
+    # A fresh root stack per run: set_mocks keeps an existing one, whose outputs would mix in the previous run's.
+    settings.ROOT.set(None)
     mocks.set_mocks(answers, project=PROJECT, stack=stack, preview=False, monitor=monitor)
     root = settings.get_root_resource()
     if str(PROJECT_DIR) not in sys.path:
@@ -307,7 +354,8 @@ def run_program(
         def program() -> None:
             runpy.run_path(str(main), run_name="__main__")
 
-        _sync_await(run_pulumi_func(program))
+        with _network(world):
+            _sync_await(run_pulumi_func(program))
     finally:
         os.chdir(cwd)
     outputs: dict[str, Any] = {}

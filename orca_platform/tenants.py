@@ -257,11 +257,32 @@ class TenantsFile(Strict):
         return data
 
 
+class _NetworksOnly(BaseModel):
+    """The part of a clinic entry the network check needs, read from an entry whose other fields are wrong."""
+
+    model_config = ConfigDict(extra="ignore", alias_generator=to_camel, populate_by_name=True, strict=True)
+    id: str
+    shared_network: Annotated[str, Field(pattern=SHARED_NETWORK)] | None = None
+    source_cidrs: Annotated[list[Cidr], Field(min_length=1)]
+
+
+def _networks(item: Any) -> ClinicNetworks | None:
+    try:
+        n = _NetworksOnly.model_validate(item)
+    except ValidationError:
+        return None
+    return ClinicNetworks(n.id, n.shared_network, tuple(n.source_cidrs))
+
+
 def cross_clinic_problems(
-    clinics: Sequence[tuple[int, Clinic]], retired_ids: Iterable[str], source: str
+    clinics: Sequence[tuple[int, Clinic]],
+    retired_ids: Iterable[str],
+    source: str,
+    networks: Sequence[ClinicNetworks] | None = None,
 ) -> list[Problem]:
     """Across clinics: unique ids, hostnames and private IPs, no retired id reused, no shared source network unless
-    declared. `clinics` are (entry number in the file, clinic) of the entries that are valid on their own."""
+    declared. `clinics` are (entry number in the file, clinic) of the entries that are valid on their own;
+    `networks` every entry's networks that could be read (by default those of `clinics`)."""
     problems: list[Problem] = []
     retired = set(retired_ids)
     first_entry: dict[str, tuple[int, Clinic]] = {}
@@ -299,17 +320,18 @@ def cross_clinic_problems(
                 problems.append(Problem(source, field, f"{value} is already used by clinic '{owner}'", clinic.id))
             else:
                 seen.setdefault((field, value), clinic.id)
-    problems += shared_network_problems([c for _, c in clinics], source)
+    if networks is None:
+        networks = [ClinicNetworks(c.id, c.shared_network, tuple(c.source_cidrs)) for _, c in clinics]
+    problems += shared_network_problems(networks, source)
     return problems
 
 
-def shared_network_problems(clinics: Sequence[Clinic], source: str) -> list[Problem]:
+def shared_network_problems(nets: Sequence[ClinicNetworks], source: str) -> list[Problem]:
     """No two clinics' sourceCidrs overlap unless both name the same sharedNetwork."""
-    nets = [ClinicNetworks(c.id, c.shared_network, tuple(c.source_cidrs)) for c in clinics]
-    by_id = {c.id: c for c in clinics}
+    shared = {n.clinic: n.shared_network for n in nets}
     problems = []
     for o in overlaps(nets):
-        mine, theirs = by_id[o.clinic].shared_network, by_id[o.other].shared_network
+        mine, theirs = shared[o.clinic], shared[o.other]
         if mine and theirs:
             why = f"they name different shared networks ({mine!r} and {theirs!r})"
         elif mine or theirs:
@@ -343,15 +365,22 @@ def check_tenants(raw: Any, source: str) -> tuple[TenantsFile | None, list[Probl
         entries = list(enumerate(tenants.clinics, 1))
         return tenants, cross_clinic_problems(entries, tenants.retired_clinic_ids, source)
     valid: list[tuple[int, Clinic]] = []
+    networks: list[ClinicNetworks] = []
     items = raw.get("clinics") if isinstance(raw, dict) else None
     for position, item in enumerate(items if isinstance(items, list) else [], 1):
         try:
-            valid.append((position, Clinic.model_validate(item)))
+            clinic = Clinic.model_validate(item)
         except ValidationError:
+            # A clinic with a bad schedule still must not share another's network: check what can be read.
+            found = _networks(item)
+            if found is not None:
+                networks.append(found)
             continue
+        valid.append((position, clinic))
+        networks.append(ClinicNetworks(clinic.id, clinic.shared_network, tuple(clinic.source_cidrs)))
     retired_raw = raw.get("retiredClinicIds") if isinstance(raw, dict) else None
     retired = [r for r in retired_raw if isinstance(r, str)] if isinstance(retired_raw, list) else []
-    problems += cross_clinic_problems(valid, retired, source)
+    problems += cross_clinic_problems(valid, retired, source, networks)
     if not valid:
         return None, problems
     partial = TenantsFile.model_construct(clinics=[c for _, c in valid], retired_clinic_ids=retired)

@@ -16,10 +16,9 @@ With maxPods 40 the memory reservation is min(20 x 40 + 50, ...) = 850 MiB, so a
 
 from __future__ import annotations
 
-import ipaddress
-
 import copy
 import functools
+import ipaddress
 import itertools
 import math
 from pathlib import Path

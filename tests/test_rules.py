@@ -414,7 +414,15 @@ def test_prod_backup_account_has_a_delete_lock() -> None:
 
 @pytest.mark.parametrize(
     ("years", "days", "ok"),
-    [(5, 1825, False), (5, 1826, False), (5, 1827, True), (1, 365, False), (1, 366, True), (10, 3652, False), (10, 3653, True)],
+    [
+        (5, 1825, False),
+        (5, 1826, False),
+        (5, 1827, True),
+        (1, 365, False),
+        (1, 366, True),
+        (10, 3652, False),
+        (10, 3653, True),
+    ],
 )
 def test_prod_backups_stay_immutable_as_long_as_the_records(years: int, days: int, ok: bool) -> None:
     """Five years are 1,827 days at most (two leap days); the declared retention rides on the account's tags."""

@@ -82,16 +82,26 @@ def test_an_unknown_top_level_key_stops_the_program_with_the_nearest_key(key: st
     [
         ("backup", {"deleteLok": True}, "orca-platform:backup.deleteLok", "did you mean 'deleteLock'?"),
         ("storage", {"deleteLock": True}, "orca-platform:storage.deleteLock", "belongs under orca-platform:backup"),
-        ("cluster", {"systemPool": {"vmSize": "Standard_D2s_v5", "minCount": 1, "maxCount": 2, "maxpods": 30}},
-         "orca-platform:cluster.systemPool.maxpods", "did you mean 'maxPods'?"),  # fmt: skip
-        ("network", {"vpn": {"sku": "VpnGw1", "sites": [{"name": "a-site", "gatewayIp": "203.0.113.10",
-                                                         "addressSpace": ["192.168.10.0/24"]}]}},
-         "orca-platform:network.vpn.sites[0].addressSpace", "did you mean 'addressSpaces'?"),  # fmt: skip
+        (
+            "cluster",
+            {"systemPool": {"vmSize": "Standard_D2s_v5", "minCount": 1, "maxCount": 2, "maxpods": 30}},
+            "orca-platform:cluster.systemPool.maxpods",
+            "did you mean 'maxPods'?",
+        ),
+        (
+            "network",
+            {
+                "vpn": {
+                    "sku": "VpnGw1",
+                    "sites": [{"name": "a-site", "gatewayIp": "203.0.113.10", "addressSpace": ["192.168.10.0/24"]}],
+                }
+            },
+            "orca-platform:network.vpn.sites[0].addressSpace",
+            "did you mean 'addressSpaces'?",
+        ),
     ],
 )
-def test_a_nested_unknown_key_is_named_with_its_path(
-    name: str, changes: dict[str, Any], field: str, says: str
-) -> None:
+def test_a_nested_unknown_key_is_named_with_its_path(name: str, changes: dict[str, Any], field: str, says: str) -> None:
     stopped(with_keys(**{f"orca-platform__{name}": section(name, **changes)}), f"field '{field}'", says)
 
 
@@ -176,11 +186,19 @@ def test_an_encrypted_value_is_named(project: Path) -> None:
         ("capacity", {"densityTarget": "20"}, "capacity.densityTarget", "write 20, not '20'"),
         ("backup", {"deleteLock": "false"}, "backup.deleteLock", "write true or false without quotes"),
         ("backup", {"dailyRetentionDays": 7.5}, "backup.dailyRetentionDays", "must be a whole number"),
-        ("network", {"vpn": {"sku": "VpnGW1", "sites": raw_settings("dev")["network"]["vpn"]["sites"]}},
-         "network.vpn.sku", "did you mean 'VpnGw1'?"),  # fmt: skip
+        (
+            "network",
+            {"vpn": {"sku": "VpnGW1", "sites": raw_settings("dev")["network"]["vpn"]["sites"]}},
+            "network.vpn.sku",
+            "did you mean 'VpnGw1'?",
+        ),
         ("cluster", {"zones": [1, 2]}, "cluster.zones[0]", 'quote it: "1"'),
-        ("cluster", {"maintenanceWindow": {"startTime": "2:00"}}, "cluster.maintenanceWindow.startTime",
-         'a time of day in quotes, e.g. "02:00"'),  # fmt: skip
+        (
+            "cluster",
+            {"maintenanceWindow": {"startTime": "2:00"}},
+            "cluster.maintenanceWindow.startTime",
+            'a time of day in quotes, e.g. "02:00"',
+        ),
     ],
 )
 def test_a_type_error_says_what_to_write(name: str, changes: dict[str, Any], field: str, says: str) -> None:

@@ -34,8 +34,11 @@ NGINX_POLICIES = "nginx.org/policies"
 NSG_TYPE = "azure-native:network:NetworkSecurityGroup"
 RULE_TYPE = "azure-native:network:SecurityRule"
 # NGINX Ingress Controller resources that route to a Service without an Ingress: not modelled here.
-UNMODELLED_ROUTES = {("k8s.nginx.org", "VirtualServer"), ("k8s.nginx.org", "VirtualServerRoute"),
-                     ("k8s.nginx.org", "TransportServer")}  # fmt: skip
+UNMODELLED_ROUTES = {
+    ("k8s.nginx.org", "VirtualServer"),
+    ("k8s.nginx.org", "VirtualServerRoute"),
+    ("k8s.nginx.org", "TransportServer"),
+}
 # Service tags that stand for every address a VPN site has: VirtualNetwork includes the connected on-premises ranges.
 EVERY_SOURCE = {"*", "any", "internet", "virtualnetwork", "0.0.0.0/0"}
 

@@ -11,6 +11,7 @@ from pulumi_azure_native import authorization, network, privatedns, resources, s
 
 from orca_platform import settings as model
 from orca_platform.backup_plan import DAILY, MONTHLY
+from orca_platform.prod_floors import RECORDS_RETENTION_TAG
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,8 @@ class BackupStorage(pulumi.ComponentResource):
             allow_cross_tenant_replication=False,
             minimum_tls_version="TLS1_2",
             enable_https_traffic_only=True,
-            tags=args.tags,
+            # The records' retention the stack declares: the audit holds the immutability periods to it.
+            tags={**args.tags, RECORDS_RETENTION_TAG: str(s.records_retention_years)},
             opts=keep,
         )
         self.account_id = account.id

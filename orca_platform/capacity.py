@@ -11,10 +11,10 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from .catalogue import Catalogue, NodeSize
-from .errors import InputError, Problem
+from .errors import InputError, Problem, show
 from .quantities import parse_bytes, parse_millicores
 from .settings import Settings
-from .storage import StorageRefusedError, StorageStrategy, strategy
+from .storage import SNAPSHOT_HEADROOM, StorageRefusedError, StorageStrategy, strategy, volume_size_problem
 from .tenants import Clinic, StorageStrategyName, TenantsFile
 
 MIB = 2**20
@@ -192,17 +192,43 @@ def fit(
 
 
 def storage_problems(settings: Settings, tenants: TenantsFile, source: str, config_source: str) -> list[Problem]:
+    """Strategies that must not hold PostgreSQL, volumes outside what their storage offers, snapshots beyond it."""
     problems: list[Problem] = []
+    used: dict[str, StorageStrategy] = {}
+    default: StorageStrategy | None = None
     try:
-        strategy(settings.storage.strategy, settings.storage.sku)
+        default = strategy(settings.storage.strategy, settings.storage.sku)
     except StorageRefusedError as exc:
         problems.append(Problem(config_source, "orca-platform:storage.strategy", str(exc)))
     for clinic in tenants.clinics:
+        store = default
         if clinic.storage is not None:
             try:
-                strategy(clinic.storage, settings.storage.sku)
+                store = strategy(clinic.storage, settings.storage.sku)
             except StorageRefusedError as exc:
                 problems.append(Problem(source, "storage", str(exc), clinic.id))
+                continue
+        if store is None:
+            continue
+        used[store.name.value] = store
+        wrong = volume_size_problem(store, clinic.volume_bytes)
+        if wrong:
+            message, fix = wrong
+            problems.append(Problem(source, "volumeSize", message, clinic.id, show(clinic.volume_size), fix))
+    keep = settings.backup.snapshot_retention_count
+    for store in used.values():
+        room = store.max_snapshots - SNAPSHOT_HEADROOM
+        if keep > room:
+            problems.append(
+                Problem(
+                    config_source,
+                    "orca-platform:backup.snapshotRetentionCount",
+                    f"keeps {keep} snapshots per volume; {store.name.value} keeps at most {store.max_snapshots}, "
+                    f"and {SNAPSHOT_HEADROOM} are left for the snapshots taken before each upgrade",
+                    value=show(keep),
+                    fix=f"keep {room} or fewer",
+                )
+            )
     return problems
 
 

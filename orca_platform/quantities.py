@@ -14,11 +14,11 @@ def parse_bytes(text: str) -> int:
     """Bytes of a binary-suffixed quantity such as '1280Mi' or '32Gi'."""
     m = _MEMORY.fullmatch(text.strip())
     if not m:
-        raise ValueError(f"must be a Kubernetes quantity with a binary suffix such as 32Gi or 1280Mi (got {text!r})")
+        raise ValueError("must be a Kubernetes quantity with a binary suffix such as 32Gi or 1280Mi (Gi, not GB)")
     # Kubernetes rounds a fractional quantity up to the next whole byte.
     value = int((Decimal(m["num"]) * _BINARY[m["unit"]]).to_integral_value(rounding=ROUND_CEILING))
     if value <= 0:
-        raise ValueError(f"must be greater than zero (got {text!r})")
+        raise ValueError("must be greater than zero")
     return value
 
 
@@ -26,15 +26,15 @@ def parse_millicores(text: str) -> int:
     """Millicores of a CPU quantity such as '250m' or '2'."""
     m = _CPU.fullmatch(text.strip())
     if not m:
-        raise ValueError(f"must be a CPU quantity such as 250m or 2 (got {text!r})")
+        raise ValueError("must be a CPU quantity such as 250m or 2")
     if m["m"]:
         if "." in m["num"]:
-            raise ValueError(f"millicores must be whole (got {text!r})")
+            raise ValueError("millicores must be whole")
         value = int(m["num"])
     else:
         value = int(Decimal(m["num"]) * 1000)
     if value <= 0:
-        raise ValueError(f"must be greater than zero (got {text!r})")
+        raise ValueError("must be greater than zero")
     return value
 
 

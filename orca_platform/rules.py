@@ -23,6 +23,17 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Literal
 
+from .prod_floors import (
+    ACR_PULL_ROLE,
+    DEFAULT_RECORDS_RETENTION_YEARS,
+    RECORDS_RETENTION_TAG,
+    acr_login_server,
+    backup_breaches,
+    digest_breach,
+    image_parts,
+    registry_breach,
+)
+
 # --- markers the engine puts in property values ----------------------------------------------------------------
 
 SIG_KEY = "4dabf18193072939515e22adb298388d"
@@ -259,12 +270,42 @@ class RuleContext:
     registry_suffixes: tuple[str, ...] = DEFAULT_REGISTRY_SUFFIXES
     # namespace -> clinic id, known when every resource is at hand; empty means "derive from orca-<id>".
     clinic_namespaces: Mapping[str, str] = field(default_factory=dict)
+    # Login servers images may come from (policy config / audit option); empty: those the stack grants AcrPull on.
+    allowed_registries: tuple[str, ...] = ()
+    # Years the records must be kept; None: what the stack declares on its backup account, else five.
+    records_retention_years: int | None = None
 
     def for_stack(self, views: Sequence[ResourceView]) -> RuleContext:
         classes = set(self.ingress_classes)
         for v in views:
             classes |= internal_controller_classes(v)
         return replace(self, clinic_namespaces=clinic_namespaces(views), ingress_classes=frozenset(classes))
+
+    def registries(self, views: Sequence[ResourceView]) -> tuple[str, ...]:
+        """The registries images may come from: as configured, else every registry the stack grants AcrPull on."""
+        if self.allowed_registries:
+            return self.allowed_registries
+        found = []
+        for v in views:
+            if v.type == "azure-native:authorization:RoleAssignment" and as_text(
+                v.props.get("roleDefinitionId")
+            ).endswith(ACR_PULL_ROLE):
+                server = acr_login_server(as_text(v.props.get("scope")))
+                if server:
+                    found.append(server)
+        return tuple(sorted(set(found)))
+
+    def retention_years(self, views: Sequence[ResourceView]) -> int:
+        """The records' retention to hold the backups to: as configured, else as the stack declares, else five."""
+        if self.records_retention_years is not None:
+            return self.records_retention_years
+        declared = [
+            number(as_map(v.props.get("tags")).get(RECORDS_RETENTION_TAG))
+            for v in views
+            if v.type == "azure-native:storage:StorageAccount"
+        ]
+        known = [int(d) for d in declared if d is not None]
+        return max(known) if known else DEFAULT_RECORDS_RETENTION_YEARS
 
 
 def environment_of(view: ResourceView, ctx: RuleContext) -> str:
@@ -639,21 +680,8 @@ def _decoded(value: Any) -> str | None:
         return None
 
 
-def _image_tag(image: str) -> tuple[str, str, str]:
-    """(registry, repository, tag-or-digest) of an image reference; tag '' when none is given."""
-    ref = image
-    digest = ""
-    if "@" in ref:
-        ref, digest = ref.split("@", 1)
-    first, _, rest = ref.partition("/")
-    if rest and ("." in first or ":" in first or first == "localhost"):
-        registry, repo = first, rest
-    else:
-        registry, repo = "docker.io", ref
-    tag = ""
-    if ":" in repo:
-        repo, tag = repo.rsplit(":", 1)
-    return registry, repo, digest or tag
+# (registry, repository, tag-or-digest) of an image reference, as prod_floors reads it.
+_image_tag = image_parts
 
 
 # ================================================================================================================
@@ -1028,6 +1056,50 @@ def _image_registry(v: ResourceView, ctx: RuleContext) -> Iterator[str]:
             registry, _, _ = _image_tag(image)
             if not registry.endswith(ctx.registry_suffixes):
                 yield f"{v.kind} {v.namespace}/{v.k8s_name}: image {image} is not from a private registry"
+
+
+def _images(v: ResourceView) -> Iterator[tuple[str, str]]:
+    """(container name, image) of every container of a workload."""
+    pod = pod_spec(v)
+    if pod is None:
+        return
+    for c in containers(pod):
+        image = as_text(c.get("image"))
+        if image:
+            yield as_text(c.get("name")), image
+
+
+@_rule(
+    "image-allowed-registry",
+    "Images come only from the registries the stack allows",
+    "The nodes pull with AcrPull on the stack's own registry; an image from anywhere else is unreviewed supply chain "
+    "for a server that holds patient records, or does not start at all.",
+    M,
+    scope="stack",
+)
+def _image_allowed(views: Sequence[ResourceView], ctx: RuleContext) -> Iterator[Finding]:
+    allowed = ctx.registries(views)
+    for v in views:
+        for name, image in _images(v):
+            breach = registry_breach(image, allowed)
+            if breach:
+                yield Finding(f"{v.display}: container {name} image {image} {breach}", view=v)
+
+
+@_rule(
+    "image-digest-prod",
+    "In production, images are pinned by digest",
+    "A tag can be pushed again with another build; only a digest names the build an auditor, a restore or a "
+    "rollback can rely on.",
+    M,
+)
+def _image_digest(v: ResourceView, ctx: RuleContext) -> Iterator[str]:
+    if not is_prod(environment_of(v, ctx)):
+        return
+    for name, image in _images(v):
+        breach = digest_breach(image)
+        if breach:
+            yield f"{v.display}: container {name} image {image} {breach}"
 
 
 @_rule(
@@ -1470,7 +1542,7 @@ def _backups(views: Sequence[ResourceView], ctx: RuleContext) -> Iterator[Findin
     "In production, backup storage is immutable",
     "Medical records must be kept unaltered for years; a WORM policy (immutability) means not even an "
     "administrator or ransomware with their keys can rewrite or delete a stored copy early.",
-    A,
+    M,
     scope="stack",
 )
 def _immutable(views: Sequence[ResourceView], ctx: RuleContext) -> Iterator[Finding]:
@@ -1482,8 +1554,70 @@ def _immutable(views: Sequence[ResourceView], ctx: RuleContext) -> Iterator[Find
         or truthy(dig(v.props, "immutableStorageWithVersioning", "enabled")) is True
         for v in views
     )
-    if not worm:
-        yield Finding(
-            "no immutability policy on any backup container or storage account in a production stack",
-            view=accounts[0],
-        )
+    for breach in backup_breaches(monthly_retention_days=None, records_years=0, delete_lock=None, immutable=worm):
+        yield Finding(f"backup storage {breach} (no policy on any container or account)", view=accounts[0])
+
+
+def _prod_accounts(views: Sequence[ResourceView], ctx: RuleContext) -> list[ResourceView]:
+    accounts = [v for v in views if v.type == "azure-native:storage:StorageAccount"]
+    return accounts if any(is_prod(environment_of(v, ctx)) for v in accounts) else []
+
+
+LOCK_TYPES = (
+    "azure-native:authorization:ManagementLockAtResourceLevel",
+    "azure-native:authorization:ManagementLockAtResourceGroupLevel",
+    "azure-native:authorization:ManagementLockAtSubscriptionLevel",
+    "azure-native:authorization:ManagementLockByScope",
+)
+
+
+@_rule(
+    "backup-delete-lock-prod",
+    "In production, the backup account has a delete lock",
+    "Immutability protects each copy, not the account: without a CanNotDelete lock one call deletes the account "
+    "and every clinic's years of copies with it.",
+    M,
+    scope="stack",
+)
+def _delete_lock(views: Sequence[ResourceView], ctx: RuleContext) -> Iterator[Finding]:
+    accounts = _prod_accounts(views, ctx)
+    if not accounts:
+        return
+    locked = any(_is_delete_lock(v) for v in views)
+    for breach in backup_breaches(monthly_retention_days=None, records_years=0, delete_lock=locked, immutable=None):
+        yield Finding(f"backup storage {breach}", view=accounts[0])
+
+
+def _is_delete_lock(v: ResourceView) -> bool:
+    """A lock that stops deletion of a storage account: on the account itself, or on its group or subscription."""
+    if v.type not in LOCK_TYPES or as_text(v.props.get("level")) not in ("CanNotDelete", "ReadOnly"):
+        return False
+    # A resource-level lock must sit on a storage account ('' when a preview cannot know yet).
+    return v.type != LOCK_TYPES[0] or as_text(v.props.get("resourceType")) in ("", "storageAccounts")
+
+
+@_rule(
+    "backup-retention-prod",
+    "In production, backups are immutable at least as long as the records must be kept",
+    "The longest-kept copies (the monthly dumps) must stay unalterable for the records' whole retention "
+    "(five years for medical records unless the stack declares more), counted with leap days.",
+    M,
+    scope="stack",
+)
+def _retention(views: Sequence[ResourceView], ctx: RuleContext) -> Iterator[Finding]:
+    accounts = _prod_accounts(views, ctx)
+    periods = [
+        number(v.props.get("immutabilityPeriodSinceCreationInDays"))
+        for v in views
+        if v.type == "azure-native:storage:BlobContainerImmutabilityPolicy"
+    ]
+    known = [p for p in periods if p is not None]
+    if not accounts or not known:
+        return
+    for breach in backup_breaches(
+        monthly_retention_days=max(known),
+        records_years=ctx.retention_years(views),
+        delete_lock=None,
+        immutable=None,
+    ):
+        yield Finding(f"the longest immutability policy {breach}", view=accounts[0])

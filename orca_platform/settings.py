@@ -13,7 +13,8 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from .errors import InputError, problems_from_validation
 from .ipnets import is_internal
-from .tenants import Cidr, Cron, ImageRef, StorageStrategyName, Strict
+from .schedule import check_time_zone
+from .tenants import Cidr, Cron, ImageRef, Lax, StorageStrategyName, Strict
 
 NAMESPACE = "orca-platform"
 
@@ -114,9 +115,12 @@ class Network(Strict):
 
 class Pool(Strict):
     vm_size: str
+    # AKS allows up to 1,000 nodes per pool; 100 is this platform's own ceiling (the ILB rule limit caps clinics
+    # long before: shared/azure-facts.md, "Load balancer").
     min_count: Annotated[int, Field(ge=1, le=100)]
     max_count: Annotated[int, Field(ge=1, le=100)]
-    max_pods: Annotated[int, Field(ge=10, le=250)] = 30
+    # AKS with Azure CNI (Overlay): 10 to 250 pods per node (AKS docs, "Configure Azure CNI Overlay networking").
+    max_pods: Annotated[int, Field(ge=10, le=250, description="AKS takes 10 to 250 pods per node")] = 30
 
     @model_validator(mode="after")
     def _bounds(self) -> Pool:
@@ -127,13 +131,20 @@ class Pool(Strict):
 
 class MaintenanceWindow(Strict):
     day_of_week: Literal["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"] = "Sunday"
-    start_time: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] = "02:00"
-    duration_hours: Annotated[int, Field(ge=4, le=24)] = 4
-    utc_offset: Annotated[str, Field(pattern=r"^[+-](0[0-9]|1[0-4]):[0-5][0-9]$")] = "+09:00"
+    start_time: Annotated[
+        str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description='a time of day in quotes, e.g. "02:00"')
+    ] = "02:00"
+    # AKS planned maintenance: a window lasts 4 to 24 hours (AKS docs, "Use planned maintenance").
+    duration_hours: Annotated[int, Field(ge=4, le=24, description="AKS windows last 4 to 24 hours")] = 4
+    utc_offset: Annotated[
+        str, Field(pattern=r"^[+-](0[0-9]|1[0-4]):[0-5][0-9]$", description='an offset in quotes, e.g. "+09:00"')
+    ] = "+09:00"
 
 
 class Cluster(Strict):
-    kubernetes_version: Annotated[str, Field(pattern=r"^1\.[0-9]{2}(\.[0-9]+)?$")]
+    kubernetes_version: Annotated[
+        str, Field(pattern=r"^1\.[0-9]{2}(\.[0-9]+)?$", description='a Kubernetes version in quotes, e.g. "1.34"')
+    ]
     sku_tier: Literal["Free", "Standard", "Premium"] = "Standard"
     system_pool: Pool
     orca_pool: Pool
@@ -180,6 +191,8 @@ class Ingress(Strict):
     namespace: str = "orca-ingress"
     chart: str = "oci://ghcr.io/nginx/charts/nginx-ingress"
     chart_version: Annotated[str, Field(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")]
+    # Two keep every clinic reachable through a node drain (the chart's PodDisruptionBudget keeps one); ten is this
+    # platform's ceiling: every replica sits on the system pool.
     replicas: Annotated[int, Field(ge=2, le=10)] = 2
     # plain-http: HTTP inside the IPsec tunnel (glserver builds its follow-up URLs from its own TLS flag,
     # see README "TLS"); passthrough would need glserver's own certificate and is not modelled yet.
@@ -192,20 +205,33 @@ class Ingress(Strict):
 class Orca(Strict):
     image: ImageRef
     # Major PostgreSQL version inside the image: names the data directory and the pg_ctlcluster call.
-    postgres_version: Annotated[str, Field(pattern=r"^[0-9]{1,2}(\.[0-9])?$")]
+    postgres_version: Annotated[
+        str, Field(pattern=r"^[0-9]{1,2}(\.[0-9])?$", description='a PostgreSQL major version in quotes, e.g. "12"')
+    ]
     # Not published anywhere (shared/orca-facts.md): long enough for jma-receipt stop plus a fast PostgreSQL stop.
     termination_grace_seconds: Annotated[int, Field(ge=30, le=900)] = 120
     # Images that run jma-setup at start need minutes before glserver answers.
     startup_budget_seconds: Annotated[int, Field(ge=60, le=3600)] = 900
+    # Every CronJob's timeZone and the pods' TZ: schedules are read in this zone.
     timezone: str = "Asia/Tokyo"
     # Classic ORCA creates its database in EUC-JP, WebORCA in UTF-8.
     db_encoding: Literal["EUC-JP", "UTF-8"] = "EUC-JP"
     # ORCA downloads master and program updates over HTTPS; everything else outbound stays closed.
     egress_https_cidrs: list[Cidr] = Field(default_factory=lambda: ["0.0.0.0/0"])
+    # Registries (login servers such as myacr.azurecr.io) every ORCA and tools image must come from. Empty: the
+    # registry of cluster.containerRegistryId, the one the nodes get AcrPull on (orca_platform/floors.py).
+    allowed_registries: list[Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$")]] = Field(
+        default_factory=list
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return check_time_zone(value)
 
 
 class Storage(Strict):
-    strategy: StorageStrategyName
+    strategy: Annotated[StorageStrategyName, Lax]
     sku: Literal["Premium_LRS", "Premium_ZRS"] = "Premium_LRS"
 
 
@@ -229,10 +255,18 @@ class Capacity(Strict):
 
 class Backup(Strict):
     snapshot_schedule: Cron = "0 */6 * * *"
+    # Azure keeps at most 500 incremental snapshots per managed disk (MS Learn, disks-incremental-snapshots) and 200
+    # snapshots per file share (MS Learn, storage-files-scale-targets); the per-strategy limit is checked with the
+    # clinics (storage.py), this is the widest.
     snapshot_retention_count: Annotated[int, Field(ge=1, le=500)] = 28
     dump_schedule: Cron = "30 1 * * *"
+    # Immutability periods: 1 to 146,000 days (MS Learn, immutable-time-based-retention-policy-overview); ten and a
+    # hundred years are this platform's own ceilings for the daily and the monthly copies.
     daily_retention_days: Annotated[int, Field(ge=1, le=3650)] = 35
-    monthly_retention_days: Annotated[int, Field(ge=1, le=36500)] = 1825
+    monthly_retention_days: Annotated[int, Field(ge=1, le=36500)] = 1827
+    # How long the clinics' records must be kept (医師法第24条: five years for medical records). In prod the monthly
+    # copies must be immutable at least this long (orca_platform/rules.py, retention_days_for_years).
+    records_retention_years: Annotated[int, Field(ge=1, le=100)] = 5
     # Operator-built image with pg_dump/pg_restore (matching the server's major), azcopy and kubectl.
     tools_image: ImageRef
     storage_sku: Literal["Standard_LRS", "Standard_ZRS", "Standard_GRS", "Standard_GZRS", "Standard_RAGZRS"] = (
@@ -244,7 +278,7 @@ class Backup(Strict):
 
 
 class Settings(Strict):
-    environment: Environment
+    environment: Annotated[Environment, Lax]
     location: str = "japaneast"
     name_prefix: Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{1,10}$")] = "orca"
     tenants_file: str = "tenants.yaml"
@@ -262,8 +296,10 @@ class Settings(Strict):
 CONFIG_KEYS = tuple((info.alias or name) for name, info in Settings.model_fields.items())
 
 
-def parse_settings(raw: dict[str, Any], source: str) -> Settings:
+def parse_settings(raw: dict[str, Any], source: str, hidden: frozenset[str] = frozenset()) -> Settings:
+    """`hidden`: top-level keys whose values are secrets, never shown in a message."""
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:
-        raise InputError(problems_from_validation(exc, source, prefix=f"{NAMESPACE}:")) from None
+        problems = problems_from_validation(exc, source, prefix=f"{NAMESPACE}:", model=Settings, hidden=hidden)
+        raise InputError(problems) from None

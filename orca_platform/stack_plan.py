@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from .addressing import network_problems, tenant_address_problems
 from .capacity import CapacityPlan, clinic_strategy, plan_capacity, storage_problems
 from .catalogue import Catalogue, ClinicSize
-from .errors import InputError, Problem
+from .errors import InputError, Problem, show
+from .floors import floor_problems
 from .naming import fqdn, namespace, record_name, state_pvc
+from .schedule import months_without_a_run_on_utc_day
 from .settings import Settings
 from .storage import StorageStrategy, strategy
 from .tenants import Clinic, TenantsFile
@@ -81,15 +83,62 @@ def _name_problems(settings: Settings, tenants: TenantsFile, source: str) -> lis
     return problems
 
 
-def plan_stack(
+# The dump script makes the monthly (years-long) copy only when it runs on the 1st of a month in UTC
+# (backup_plan.DUMP_SCRIPT: `date -u +%d` = 01).
+MONTHLY_COPY_DAY = 1
+
+
+def _schedule_problems(
+    settings: Settings, tenants: TenantsFile, tenants_source: str, config_source: str
+) -> list[Problem]:
+    """Dump schedules read in the stack's time zone: each must run on the 1st (UTC) of every month, or some months
+    get no monthly copy at all."""
+    zone = settings.orca.timezone
+    problems = []
+    default = settings.backup.dump_schedule
+    checked: dict[str, list[str]] = {}
+    default_reported = False
+    for c in tenants.clinics:
+        own = c.backup.dump_schedule if c.backup else None
+        expr = own or default
+        if expr not in checked:
+            checked[expr] = months_without_a_run_on_utc_day(expr, zone, MONTHLY_COPY_DAY)
+        missing = checked[expr]
+        if not missing or (own is None and default_reported):
+            continue
+        default_reported = default_reported or own is None
+        message = (
+            f"never runs on the 1st of the month in UTC in {', '.join(missing[:3])}"
+            f"{' and more' if len(missing) > 3 else ''} (read in {zone}): the monthly copy, kept for years, is "
+            "made only by the dump that runs then"
+        )
+        fix = "run it every day, e.g. '30 1 * * *'"
+        if own is None:
+            problems.append(Problem(config_source, "orca-platform:backup.dumpSchedule", message, None, show(expr), fix))
+        else:
+            problems.append(Problem(tenants_source, "backup.dumpSchedule", message, c.id, show(expr), fix))
+    return problems
+
+
+def stack_problems(
     settings: Settings, tenants: TenantsFile, catalogue: Catalogue, tenants_source: str, config_source: str
-) -> StackPlan:
-    """Check the settings and clinics against each other, then plan. Raises InputError listing every problem."""
+) -> list[Problem]:
+    """The settings and clinics checked against each other (each on its own is already valid)."""
     problems = network_problems(settings, config_source, clinics_with_ilb=len(tenants.clinics))
     problems += tenant_address_problems(settings, tenants, tenants_source)
     problems += _size_problems(tenants, catalogue, tenants_source)
     problems += _name_problems(settings, tenants, tenants_source)
     problems += storage_problems(settings, tenants, tenants_source, config_source)
+    problems += _schedule_problems(settings, tenants, tenants_source, config_source)
+    problems += floor_problems(settings, tenants, tenants_source, config_source)
+    return problems
+
+
+def plan_stack(
+    settings: Settings, tenants: TenantsFile, catalogue: Catalogue, tenants_source: str, config_source: str
+) -> StackPlan:
+    """Check the settings and clinics against each other, then plan. Raises InputError listing every problem."""
+    problems = stack_problems(settings, tenants, catalogue, tenants_source, config_source)
     if problems:
         raise InputError(problems)
     capacity = plan_capacity(settings, tenants, catalogue, config_source)

@@ -9,6 +9,13 @@ from .quantities import parse_bytes
 from .tenants import StorageStrategyName
 
 GIB = 2**30
+# Below this a clinic volume cannot hold PostgreSQL safely: its WAL alone may grow to max_wal_size (1 GB by default,
+# PostgreSQL docs, "WAL Configuration") before a checkpoint recycles it, beside the ORCA database, its master tables
+# and the logs; when pg_wal cannot be written PostgreSQL stops (PANIC) and ORCA with it.
+MIN_VOLUME_GIB = 4
+# Snapshots the platform takes besides the scheduled ones (one per image upgrade, kept until removed by hand):
+# room kept below the storage's snapshot limit so an upgrade's backup never fails for want of a slot.
+SNAPSHOT_HEADROOM = 20
 
 
 class StorageRefusedError(ValueError):
@@ -26,6 +33,9 @@ class StorageStrategy:
     attaches_per_volume: bool = False
     # Azure bills at least this much per volume, whatever the claim asks for.
     minimum_gib: int = 0
+    # The largest volume the storage offers, and the most snapshots it keeps of one volume.
+    maximum_gib: int = 0
+    max_snapshots: int = 0
     snapshot_driver: str = ""
     # ReadWriteOncePod: the API server refuses a second pod on the volume, whatever the node (both Azure CSI
     # drivers advertise SINGLE_NODE_SINGLE_WRITER).
@@ -72,6 +82,10 @@ def strategy(name: StorageStrategyName, sku: str) -> StorageStrategy:
             parameters={"skuName": sku, "cachingMode": "None"},
             attaches_per_volume=True,
             minimum_gib=1,
+            # Premium SSD: at most 32,767 GiB (P80) per disk (MS Learn, "Azure managed disk types").
+            maximum_gib=32767,
+            # At most 500 incremental snapshots per disk (MS Learn, "Create an incremental snapshot", restrictions).
+            max_snapshots=500,
             snapshot_driver="disk.csi.azure.com",
             why="one Managed Disk per clinic: simple and fast, but each clinic takes one of the node's data-disk slots",
         )
@@ -99,6 +113,10 @@ def strategy(name: StorageStrategyName, sku: str) -> StorageStrategy:
         mount_options=["nconnect=4", "noresvport", "actimeo=30", "hard"],
         attaches_per_volume=False,
         minimum_gib=100,
+        # A file share holds at most 100 TiB and keeps at most 200 share snapshots (MS Learn,
+        # "Scalability and performance targets for Azure Files").
+        maximum_gib=100 * 1024,
+        max_snapshots=200,
         snapshot_driver="file.csi.azure.com",
         why=(
             "one premium NFS 4.1 share per clinic: POSIX modes, symlinks and hard links work for PostgreSQL, and no "
@@ -117,16 +135,35 @@ def snapshot_parameters(driver: str) -> dict[str, str]:
     return {}
 
 
+def volume_size_problem(store: StorageStrategy, requested_bytes: int) -> tuple[str, str] | None:
+    """(what is wrong, the fix) when a clinic's volume is too small for PostgreSQL or too large for its storage."""
+    gib = -(-requested_bytes // GIB)
+    if requested_bytes < MIN_VOLUME_GIB * GIB:
+        return (
+            f"is below {MIN_VOLUME_GIB}Gi, too small for PostgreSQL: its WAL alone may take 1Gi before a checkpoint",
+            f"write {MIN_VOLUME_GIB}Gi or more (32Gi is a usual start)",
+        )
+    if gib > store.maximum_gib:
+        return (
+            f"is {gib}Gi, more than {store.name.value} offers ({store.maximum_gib}Gi per volume)",
+            f"write at most {store.maximum_gib}Gi",
+        )
+    return None
+
+
 def for_bytes_label(n_bytes: int) -> str:
     return f"{-(-n_bytes // GIB)}Gi"
 
 
 __all__ = [
+    "MIN_VOLUME_GIB",
     "SMB_REFUSAL",
+    "SNAPSHOT_HEADROOM",
     "StorageRefusedError",
     "StorageStrategy",
     "for_bytes_label",
     "parse_bytes",
     "snapshot_parameters",
     "strategy",
+    "volume_size_problem",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,7 +24,9 @@ from pydantic.alias_generators import to_camel
 
 from .backup_plan import snapshot_volume
 from .errors import InputError, Problem, problems_from_validation
+from .network_trust import ClinicNetworks, overlaps
 from .quantities import parse_bytes
+from .schedule import check_cron
 from .yamlio import load_yaml_file
 
 # A clinic id becomes the namespace suffix (orca-<id>), label values and Azure DNS record names:
@@ -32,15 +35,29 @@ CLINIC_ID = re.compile(r"^[a-z](?:[a-z0-9]|-(?!-)){1,38}[a-z0-9]$")
 DNS_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
 # registry/repository:tag or @sha256:digest; 'latest' and untagged references are refused below.
 IMAGE_REF = re.compile(r"^[a-z0-9.\-:/_]+(?::[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}|@sha256:[a-f0-9]{64})$")
-CRON = re.compile(r"^\S+ \S+ \S+ \S+ \S+$")
+# A name for a practice group's LAN (several clinics, one network): a DNS-label-like word.
+SHARED_NETWORK = r"^[a-z][a-z0-9-]{1,40}$"
 
 
 class Strict(BaseModel):
-    """Unknown keys are errors; YAML keys are camelCase."""
+    """Unknown keys are errors; YAML keys are camelCase; no silent conversions.
+
+    strict: '32' is not read as 32 nor 'yes' as true, so a quoted number or a YAML 1.1 boolean is reported with what
+    to write instead of being guessed at. Enum fields opt out (see `Lax`): their YAML value is always text.
+    """
 
     model_config = ConfigDict(
-        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True, use_enum_values=False
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        frozen=True,
+        use_enum_values=False,
+        strict=True,
     )
+
+
+# For StrEnum fields: strict mode would accept only enum instances, never the text YAML gives.
+Lax = Field(strict=False)
 
 
 def _quantity(value: str) -> str:
@@ -69,9 +86,7 @@ def _cidr(value: str) -> str:
 
 
 def _cron(value: str) -> str:
-    if not CRON.fullmatch(value):
-        raise ValueError("must be a five-field cron expression such as '30 1 * * *'")
-    return value
+    return check_cron(value)
 
 
 Quantity = Annotated[str, AfterValidator(_quantity)]
@@ -119,12 +134,18 @@ class Clinic(Strict):
     name: Annotated[str, Field(min_length=1, max_length=100)]
     size: str
     volume_size: Quantity
-    state: ClinicState = ClinicState.ACTIVE
+    state: Annotated[ClinicState, Lax] = ClinicState.ACTIVE
     source_cidrs: Annotated[list[Cidr], Field(min_length=1)]
+    # Names the LAN this clinic shares with others of its practice group: only clinics naming the same shared
+    # network may have overlapping sourceCidrs (network_trust.py).
+    shared_network: (
+        Annotated[str, Field(pattern=SHARED_NETWORK, description="a lowercase name such as group-lan (a-z, 0-9, '-')")]
+        | None
+    ) = None
     hostname: str | None = None
     private_ip: str | None = None
     image: ImageRef | None = None
-    storage: StorageStrategyName | None = None
+    storage: Annotated[StorageStrategyName | None, Lax] = None
     backup: ClinicBackup | None = None
     # Append-only history of restores: the last one is the volume ORCA runs on; the earlier volumes (and the
     # original orca-state) stay registered and protected until an operator retires them on purpose.
@@ -236,38 +257,139 @@ class TenantsFile(Strict):
         return data
 
 
-def duplicate_problems(tenants: TenantsFile, source: str) -> list[Problem]:
-    """Uniqueness across clinics: ids, hostnames, private IPs, and no reuse of a retired id."""
+class _NetworksOnly(BaseModel):
+    """The part of a clinic entry the network check needs, read from an entry whose other fields are wrong."""
+
+    model_config = ConfigDict(extra="ignore", alias_generator=to_camel, populate_by_name=True, strict=True)
+    id: str
+    shared_network: Annotated[str, Field(pattern=SHARED_NETWORK)] | None = None
+    source_cidrs: Annotated[list[Cidr], Field(min_length=1)]
+
+
+def _networks(item: Any) -> ClinicNetworks | None:
+    try:
+        n = _NetworksOnly.model_validate(item)
+    except ValidationError:
+        return None
+    return ClinicNetworks(n.id, n.shared_network, tuple(n.source_cidrs))
+
+
+def cross_clinic_problems(
+    clinics: Sequence[tuple[int, Clinic]],
+    retired_ids: Iterable[str],
+    source: str,
+    networks: Sequence[ClinicNetworks] | None = None,
+) -> list[Problem]:
+    """Across clinics: unique ids, hostnames and private IPs, no retired id reused, no shared source network unless
+    declared. `clinics` are (entry number in the file, clinic) of the entries that are valid on their own;
+    `networks` every entry's networks that could be read (by default those of `clinics`)."""
     problems: list[Problem] = []
+    retired = set(retired_ids)
+    first_entry: dict[str, tuple[int, Clinic]] = {}
     seen: dict[tuple[str, str], str] = {}
-    retired = set(tenants.retired_clinic_ids)
-    for clinic in tenants.clinics:
+    for position, clinic in clinics:
         if clinic.id in retired:
             problems.append(
                 Problem(
-                    source, "id", "was retired (retiredClinicIds) and must not be reused for a new clinic", clinic.id
+                    source,
+                    "id",
+                    "was retired (retiredClinicIds) and must not be reused for a new clinic",
+                    clinic.id,
+                    fix="choose an id no clinic ever had",
                 )
             )
-        for field, value in (("id", clinic.id), ("hostname", clinic.hostname), ("privateIp", clinic.private_ip)):
+        earlier = first_entry.get(clinic.id)
+        if earlier is not None:
+            where, other = earlier
+            problems.append(
+                Problem(
+                    source,
+                    "id",
+                    f"entry #{position} ({clinic.name}) has the same id as entry #{where} ({other.name})",
+                    clinic.id,
+                    fix="give each clinic an id of its own",
+                )
+            )
+        else:
+            first_entry[clinic.id] = (position, clinic)
+        for field, value in (("hostname", clinic.hostname), ("privateIp", clinic.private_ip)):
             if value is None:
                 continue
-            first = seen.get((field, value))
-            if first is not None:
-                problems.append(Problem(source, field, f"{value} is already used by clinic '{first}'", clinic.id))
+            owner = seen.get((field, value))
+            if owner is not None and owner != clinic.id:
+                problems.append(Problem(source, field, f"{value} is already used by clinic '{owner}'", clinic.id))
             else:
-                seen[(field, value)] = clinic.id
+                seen.setdefault((field, value), clinic.id)
+    if networks is None:
+        networks = [ClinicNetworks(c.id, c.shared_network, tuple(c.source_cidrs)) for _, c in clinics]
+    problems += shared_network_problems(networks, source)
     return problems
 
 
-def parse_tenants(raw: Any, source: str) -> TenantsFile:
+def shared_network_problems(nets: Sequence[ClinicNetworks], source: str) -> list[Problem]:
+    """No two clinics' sourceCidrs overlap unless both name the same sharedNetwork."""
+    shared = {n.clinic: n.shared_network for n in nets}
+    problems = []
+    for o in overlaps(nets):
+        mine, theirs = shared[o.clinic], shared[o.other]
+        if mine and theirs:
+            why = f"they name different shared networks ({mine!r} and {theirs!r})"
+        elif mine or theirs:
+            why = f"only one of them names the shared network {mine or theirs!r}"
+        else:
+            why = "neither names a shared network"
+        problems.append(
+            Problem(
+                source,
+                "sourceCidrs",
+                f"{o.cidr} overlaps {o.other_cidr} of clinic '{o.other}' and {why}: the staff of either clinic "
+                "would reach the other's ORCA server and its patient records",
+                o.clinic,
+                fix="list only this clinic's own networks; if both clinics really share one LAN (a practice group), "
+                "give both the same sharedNetwork",
+            )
+        )
+    return problems
+
+
+def check_tenants(raw: Any, source: str) -> tuple[TenantsFile | None, list[Problem]]:
+    """Every problem of a tenants document, fields first and then across clinics, and the clinics that are valid
+    on their own (to check against the stack as well); None when not one is."""
     try:
         tenants = TenantsFile.model_validate(raw)
     except ValidationError as exc:
-        raise InputError(
-            problems_from_validation(exc, source, list_key="clinics", raw=raw if isinstance(raw, dict) else None)
-        ) from None
-    problems = duplicate_problems(tenants, source)
-    if problems:
+        problems = problems_from_validation(
+            exc, source, list_key="clinics", raw=raw if isinstance(raw, dict) else None, model=TenantsFile
+        )
+    else:
+        entries = list(enumerate(tenants.clinics, 1))
+        return tenants, cross_clinic_problems(entries, tenants.retired_clinic_ids, source)
+    valid: list[tuple[int, Clinic]] = []
+    networks: list[ClinicNetworks] = []
+    items = raw.get("clinics") if isinstance(raw, dict) else None
+    for position, item in enumerate(items if isinstance(items, list) else [], 1):
+        try:
+            clinic = Clinic.model_validate(item)
+        except ValidationError:
+            # A clinic with a bad schedule still must not share another's network: check what can be read.
+            found = _networks(item)
+            if found is not None:
+                networks.append(found)
+            continue
+        valid.append((position, clinic))
+        networks.append(ClinicNetworks(clinic.id, clinic.shared_network, tuple(clinic.source_cidrs)))
+    retired_raw = raw.get("retiredClinicIds") if isinstance(raw, dict) else None
+    retired = [r for r in retired_raw if isinstance(r, str)] if isinstance(retired_raw, list) else []
+    problems += cross_clinic_problems(valid, retired, source, networks)
+    if not valid:
+        return None, problems
+    partial = TenantsFile.model_construct(clinics=[c for _, c in valid], retired_clinic_ids=retired)
+    return partial, problems
+
+
+def parse_tenants(raw: Any, source: str) -> TenantsFile:
+    tenants, problems = check_tenants(raw, source)
+    if problems or tenants is None:
         raise InputError(problems)
     return tenants
 

@@ -47,6 +47,15 @@ def config_schema() -> PolicyConfigSchema:
         properties={
             "environment": {"type": "string", "description": "dev or prod; default: from tags and the stack name"},
             "ingressClasses": {"type": "array", "items": {"type": "string"}, "description": "more internal classes"},
+            "allowedRegistries": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "login servers images may come from; default: those the stack grants AcrPull on",
+            },
+            "recordsRetentionYears": {
+                "type": "integer",
+                "description": "years backups stay immutable; default: as the stack declares, else 5",
+            },
         }
     )
 
@@ -108,13 +117,17 @@ def view_from_resource(res: PolicyResource) -> ResourceView:
 
 
 def context_from_config(config: Mapping[str, Any]) -> RuleContext:
-    """Policy config (`--policy-pack-config`): optional environment and extra internal ingress classes."""
+    """Policy config (`--policy-pack-config`): optional environment, extra internal ingress classes, allowed
+    registries and the records' retention."""
     base = RuleContext()
     env = config.get("environment")
     classes = config.get("ingressClasses") or []
+    years = config.get("recordsRetentionYears")
     return RuleContext(
         environment=env if isinstance(env, str) and env else None,
         ingress_classes=base.ingress_classes | frozenset(str(c) for c in classes),
+        allowed_registries=tuple(str(r) for r in config.get("allowedRegistries") or []),
+        records_retention_years=years if isinstance(years, int) and not isinstance(years, bool) else None,
     )
 
 

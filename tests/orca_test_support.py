@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from orca_platform import config_file
 from orca_platform.addressing import vpn_ranges
 from orca_platform.settings import Settings, parse_settings
 from tools import offline
@@ -33,9 +34,9 @@ def stack_file(stack: str) -> str:
 
 
 def raw_settings(stack: str) -> dict[str, Any]:
-    """The `orca-platform:*` keys of Pulumi.<stack>.yaml without the prefix, as plain (mutable) data."""
-    doc = yaml.safe_load((PROJECT_DIR / stack_file(stack)).read_text(encoding="utf-8"))
-    return {k[len(PREFIX) :]: copy.deepcopy(v) for k, v in doc["config"].items() if k.startswith(PREFIX)}
+    """The `orca-platform:*` keys of Pulumi.<stack>.yaml without the prefix, as plain (mutable) data, read by the
+    program's own strict reader."""
+    return copy.deepcopy(config_file.raw_settings(offline.stack_config(stack), stack_file(stack)))
 
 
 def settings_from(raw: dict[str, Any], stack: str = "dev") -> Settings:

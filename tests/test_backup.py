@@ -84,7 +84,7 @@ def test_backup_pods_need_no_privilege(dev_run: Run) -> None:
     assert resources == {"pods", "pods/exec", "persistentvolumeclaims", "volumesnapshots"}
 
 
-@pytest.mark.parametrize(("stack", "daily", "monthly", "locked"), [("dev", 7, 30, False), ("prod", 35, 1825, True)])
+@pytest.mark.parametrize(("stack", "daily", "monthly", "locked"), [("dev", 7, 30, False), ("prod", 35, 1827, True)])
 def test_archive_storage_is_private_and_immutable(
     request: pytest.FixtureRequest, stack: str, daily: int, monthly: int, locked: bool
 ) -> None:

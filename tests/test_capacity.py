@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import ipaddress
 import itertools
 import math
 from pathlib import Path
@@ -390,11 +391,9 @@ def test_the_planned_nodes_can_hold_the_clinics(vm: str, storage: StorageStrateg
 @pytest.fixture(scope="module")
 def eight_medium(tmp_path_factory: pytest.TempPathFactory) -> Run:
     addr = address_plan(load_settings("dev"))
-    doc = {
-        "clinics": [
-            clinic_doc(f"clinic-{n:02d}", "medium", "32Gi", sourceCidrs=[addr.vpn_cidrs[n % 3]]) for n in range(8)
-        ]
-    }
+    # Each clinic its own /27 inside the VPN ranges: overlapping networks would be refused (issue 10).
+    own = [str(s) for c in addr.vpn_cidrs[:3] for s in ipaddress.IPv4Network(c).subnets(new_prefix=27)]
+    doc = {"clinics": [clinic_doc(f"clinic-{n:02d}", "medium", "32Gi", sourceCidrs=[own[n]]) for n in range(8)]}
     path = write_yaml(tmp_path_factory.mktemp("density") / "tenants.8.yaml", doc)
     raw = planner_raw("Standard_D4s_v5", "azure-files-nfs", target=5, headroom=1, min_count=1, max_count=4)
     config = program_config(

@@ -71,6 +71,11 @@ def test_data_and_exposure_rules_are_mandatory() -> None:
         "single-public-ip",
         "clinic-default-deny",
         "public-network-access-disabled",
+        "backup-immutable-prod",
+        "backup-delete-lock-prod",
+        "backup-retention-prod",
+        "image-allowed-registry",
+        "image-digest-prod",
     ):
         assert by_id[rule_id].enforcement is Enforcement.MANDATORY, rule_id
 
@@ -393,6 +398,88 @@ def test_backups_immutable_in_prod_only() -> None:
     policy = azure_view("storage:BlobContainerImmutabilityPolicy", "worm")
     assert not fired_stack("backup-immutable-prod", [good_account(), policy])
     assert not fired_stack("backup-immutable-prod", [good_account(tags={"environment": "dev"})])
+
+
+ACR_ID = (
+    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-shared/providers/"
+    "Microsoft.ContainerRegistry/registries/OrcaPlatformProd"
+)
+ACR_PULL = "/subscriptions/0/providers/Microsoft.Authorization/roleDefinitions/7f951dda-4ed3-4680-a7ca-43fe172d538d"
+
+
+def acr_pull(scope: str = ACR_ID) -> ResourceView:
+    return azure_view("authorization:RoleAssignment", "ra-kubelet-acrpull", roleDefinitionId=ACR_PULL, scope=scope)
+
+
+def test_images_only_from_the_registries_the_stack_pulls_from() -> None:
+    ours = deployment(containers=[container(image="orcaplatformprod.azurecr.io/orca/jma-receipt:5.2.0")])
+    theirs = deployment(containers=[container(image="otheracr.azurecr.io/orca/jma-receipt:5.2.0")])
+    # The registry named by the AcrPull grant, in the login server's lower case, is the one allowed.
+    assert not fired_stack("image-allowed-registry", [acr_pull(), ours])
+    [message] = fired_stack("image-allowed-registry", [acr_pull(), theirs])
+    assert "otheracr.azurecr.io" in message and "orcaplatformprod.azurecr.io" in message
+    # Configured registries replace the derived ones; with neither, nothing is known allowed and nothing is judged.
+    assert fired_stack("image-allowed-registry", [acr_pull(), ours], RuleContext(allowed_registries=("x.io",)))
+    assert not fired_stack("image-allowed-registry", [theirs])
+    other_role = azure_view("authorization:RoleAssignment", "ra", roleDefinitionId="/x/Reader", scope=ACR_ID)
+    assert not fired_stack("image-allowed-registry", [other_role, theirs])
+
+
+def test_prod_images_are_pinned_by_digest() -> None:
+    tagged = deployment(containers=[container(image="acr.azurecr.io/orca/jma-receipt:5.2.0")])
+    pinned = deployment(containers=[container(image="acr.azurecr.io/orca/jma-receipt@sha256:" + "b" * 64)])
+    prod = RuleContext(environment="prod")
+    assert fired("image-digest-prod", tagged, prod)
+    assert not fired("image-digest-prod", pinned, prod)
+    assert not fired("image-digest-prod", tagged)  # a dev stack may run tags
+
+
+def worm(days: float, name: str = "backup-monthly-immutability") -> ResourceView:
+    return azure_view(
+        "storage:BlobContainerImmutabilityPolicy", name, immutabilityPeriodSinceCreationInDays=days, stack="prod"
+    )
+
+
+def delete_lock(level: str = "CanNotDelete", resource_type: str = "storageAccounts") -> ResourceView:
+    return azure_view(
+        "authorization:ManagementLockAtResourceLevel", "lock", level=level, resourceType=resource_type, stack="prod"
+    )
+
+
+def test_prod_backup_account_has_a_delete_lock() -> None:
+    assert fired_stack("backup-delete-lock-prod", [good_account()])
+    assert not fired_stack("backup-delete-lock-prod", [good_account(), delete_lock()])
+    # A lock on something else, or one that does not stop deletion, is no lock on the backups.
+    assert fired_stack("backup-delete-lock-prod", [good_account(), delete_lock(resource_type="virtualNetworks")])
+    assert fired_stack("backup-delete-lock-prod", [good_account(), delete_lock(level="NotSpecified")])
+    assert not fired_stack("backup-delete-lock-prod", [good_account(tags={"environment": "dev"})])
+
+
+@pytest.mark.parametrize(
+    ("years", "days", "ok"),
+    [
+        (5, 1825, False),
+        (5, 1826, False),
+        (5, 1827, True),
+        (1, 365, False),
+        (1, 366, True),
+        (10, 3652, False),
+        (10, 3653, True),
+    ],
+)
+def test_prod_backups_stay_immutable_as_long_as_the_records(years: int, days: int, ok: bool) -> None:
+    """Five years are 1,827 days at most (two leap days); the declared retention rides on the account's tags."""
+    account = good_account(tags={"environment": "prod", "recordsRetentionYears": str(years)})
+    found = fired_stack("backup-retention-prod", [account, worm(35, "daily"), worm(days)])
+    assert bool(found) is not ok, found
+    # The audit's own option wins over what the stack declares.
+    assert not fired_stack("backup-retention-prod", [account, worm(days)], RuleContext(records_retention_years=0))
+
+
+def test_prod_backup_retention_defaults_to_five_years() -> None:
+    assert fired_stack("backup-retention-prod", [good_account(), worm(1826)])
+    assert not fired_stack("backup-retention-prod", [good_account(), worm(1827)])
+    assert not fired_stack("backup-retention-prod", [good_account(tags={"environment": "dev"}), worm(30)])
 
 
 def aks(stack: str = "prod", **props: Any) -> ResourceView:

@@ -60,7 +60,7 @@ def _drop(index: int, key: str) -> Callable[[Doc, AddressPlan], None]:
 
 
 BAD_CLINICS: dict[str, Any] = {
-    "duplicate-id": Bad(_set(1, "id", lambda a: "alpha-naika"), "alpha-naika", "id", "already used by clinic"),
+    "duplicate-id": Bad(_set(1, "id", lambda a: "alpha-naika"), "alpha-naika", "id", "same id as entry #1"),
     "duplicate-ip": Bad(_set(1, "privateIp", lambda a: a.free_ips[0]), "beta-geka", "privateIp", "already used"),
     "duplicate-hostname": Bad(
         _set(0, "hostname", lambda a: f"beta.{a.zone}"), "beta-geka", "hostname", "already used by clinic"
@@ -74,7 +74,7 @@ BAD_CLINICS: dict[str, Any] = {
     "ip-of-the-ingress": Bad(_set(1, "privateIp", lambda a: a.ingress_ip), "beta-geka", "privateIp", "ingress"),
     "unknown-size-class": Bad(_set(1, "size", lambda a: "xlarge"), "beta-geka", "size", "unknown size class"),
     "gigabytes-not-gibibytes": Bad(_set(1, "volumeSize", lambda a: "10GB"), "beta-geka", "volumeSize", "32Gi"),
-    "unknown-key": Bad(_set(1, "volumesize", lambda a: "64Gi"), "beta-geka", "volumesize", "unknown field"),
+    "unknown-key": Bad(_set(1, "volumesize", lambda a: "64Gi"), "beta-geka", "volumesize", "not a known field"),
     "missing-field": Bad(_drop(1, "sourceCidrs"), "beta-geka", "sourceCidrs", "required"),
     "retired-id-reused": Bad(_set(1, "id", lambda a: "gamma-old"), "gamma-old", "id", "retired"),
     "hostname-outside-zone": Bad(

@@ -580,6 +580,18 @@ def main(argv: list[str] | None = None, *, now: datetime | None = None) -> int:
     ap.add_argument("--out", default="", help="folder for audit-report.md/.json (default: build/audit/<stack>)")
     ap.add_argument("--environment", default="", help="dev or prod (default: from tags and the stack name)")
     ap.add_argument("--ingress-class", action="append", default=[], help="another internal ingress class")
+    ap.add_argument(
+        "--allowed-registry",
+        action="append",
+        default=[],
+        help="a login server images may come from (default: the registries the stack grants AcrPull on)",
+    )
+    ap.add_argument(
+        "--records-retention-years",
+        type=int,
+        default=None,
+        help="years backups must stay immutable (default: as the stack declares on its backup account, else 5)",
+    )
     ap.add_argument("--archive", default="", help="s3://bucket/prefix: archive export and reports under Object Lock")
     ap.add_argument("--retention-years", type=int, default=5, help="Object Lock retention (compliance mode)")
     ap.add_argument("--s3-endpoint-url", default=None, help="S3-compatible endpoint (default: $AWS_ENDPOINT_URL)")
@@ -610,6 +622,8 @@ def main(argv: list[str] | None = None, *, now: datetime | None = None) -> int:
     ctx = RuleContext(
         environment=args.environment or None,
         ingress_classes=RuleContext().ingress_classes | frozenset(args.ingress_class),
+        allowed_registries=tuple(args.allowed_registry),
+        records_retention_years=args.records_retention_years,
     )
     report, violations = build_report(loaded, ctx, now=now)
     out = Path(args.out) if args.out else Path("build") / "audit" / (loaded.stack or "stack")

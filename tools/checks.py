@@ -5,7 +5,9 @@ then
   schema     every Kubernetes object against the cluster version's OpenAPI schema, strictly (tools/kube_schema.py);
   isolation  from the rendered NetworkPolicies, no clinic is reached from another clinic's namespace, only the ingress
              controller and the clinic's own networks reach it, and its egress reaches no other clinic
-             (tools/isolation.py).
+             (tools/isolation.py); from the outside, nothing a clinic's server admits (load balancer source ranges,
+             ingress allow-list, NetworkPolicy ipBlocks, NSG rules) overlaps another clinic's networks unless both
+             share one, and VPN ranges that serve no clinic are noted (tools/admission.py).
   shell      shellcheck over every embedded script: ConfigMap *.sh entries and `sh -c` container commands, hooks
              and probes (tools/shell_scripts.py).
 Then one checkov run over every stack's objects (tools/scan.py, skips in tools/checkov-skips.yaml).
@@ -26,9 +28,10 @@ from typing import Any
 import yaml
 
 from orca_platform import naming
-from orca_platform.settings import NAMESPACE, Settings, parse_settings
+from orca_platform.config_file import settings_from_config
+from orca_platform.settings import Settings
 from orca_platform.tenants import load_tenants
-from tools import isolation, kube_schema, scan, shell_scripts
+from tools import admission, isolation, kube_schema, scan, shell_scripts
 from tools.offline import PROJECT_DIR, Run, run_program, stack_config
 from tools.synth import write
 
@@ -73,12 +76,8 @@ def read_rendered(folder: Path) -> list[Rendered]:
 
 
 def stack_settings(config: dict[str, str], stack: str) -> Settings:
-    raw: dict[str, Any] = {}
-    for key, value in config.items():
-        ns, _, name = key.partition(":")
-        if ns == NAMESPACE:
-            raw[name] = json.loads(value) if value[:1] in ("{", "[") else value
-    return parse_settings(raw, f"Pulumi.{stack}.yaml")
+    """The stack's settings, read by the same strict reader as the program's."""
+    return settings_from_config(config, f"Pulumi.{stack}.yaml")
 
 
 def check_schema(objects: Sequence[Rendered], version: str, root: Path) -> tuple[list[str], str]:
@@ -100,6 +99,19 @@ def check_schema(objects: Sequence[Rendered], version: str, root: Path) -> tuple
     return findings, line
 
 
+def read_azure(folder: Path) -> list[dict[str, Any]]:
+    """Every rendered Azure resource (<folder>/azure/*.json: type, name, inputs, options)."""
+    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted((folder / "azure").glob("*.json"))]
+
+
+def vpn_ranges(settings: Settings) -> dict[str, list[str]]:
+    vpn = settings.network.vpn
+    out = {f"site {s.name}": list(s.address_spaces) for s in vpn.sites}
+    if vpn.point_to_site is not None:
+        out["point-to-site pool"] = [vpn.point_to_site.address_pool]
+    return out
+
+
 def isolation_facts(run: Run, settings: Settings) -> isolation.Facts:
     tenants = load_tenants(_project_path(settings.tenants_file), settings.tenants_file)
     clusters = run.by_type("azure-native:containerservice:ManagedCluster")
@@ -115,6 +127,8 @@ def isolation_facts(run: Run, settings: Settings) -> isolation.Facts:
         service_cidr=settings.network.service_cidr,
         ilb_subnet=settings.network.ilb_subnet_cidr,
         ipblock_selects_pods=dataplane != "cilium",
+        shared_networks={c.id: c.shared_network for c in tenants.clinics if c.shared_network},
+        vpn_ranges=vpn_ranges(settings),
     )
 
 
@@ -158,17 +172,22 @@ def check_shell(objects: Sequence[Rendered]) -> tuple[list[str], str]:
     return findings, line
 
 
-def check_isolation(objects: Sequence[Rendered], facts: isolation.Facts) -> tuple[list[str], list[str]]:
+def check_isolation(
+    objects: Sequence[Rendered], facts: isolation.Facts, azure: Sequence[dict[str, Any]] = ()
+) -> tuple[list[str], list[str]]:
     docs = [o.doc for o in objects if not o.type_token.startswith("kubernetes:helm.sh/")]
     report = isolation.prove_isolation(docs, facts)
+    outside = admission.prove_admission(docs, azure, facts)
     findings = [f"isolation: {f}" for f in report.findings] + controller_labels(objects, facts)
+    findings += [f"isolation (outside): {f}" for f in outside.findings]
     reading = "ipBlock matches pod addresses" if facts.ipblock_selects_pods else "ipBlock never matches pods (Cilium)"
     lines = [
         f"isolation {len(report.summary)} clinic namespaces, {report.pairs_checked} cross-clinic connections "
-        f"evaluated, {len(findings)} findings ({reading})"
+        f"and {outside.pairs_checked} admitted-range pairs evaluated, {len(findings)} findings ({reading})"
     ]
     lines += [f"            {s}" for s in report.summary]
     lines += [f"            advisory: {a}" for a in group_by_pod(report.advisories)]
+    lines += [f"            note: {n}" for n in outside.notes]
     return findings, lines
 
 
@@ -191,25 +210,36 @@ class RenderError(Exception):
 
 
 def check_stack(
-    stack: str, out: Path, do_schema: bool, do_isolation: bool, do_shell: bool = False
+    stack: str,
+    out: Path,
+    do_schema: bool,
+    do_isolation: bool,
+    rendered: Path | None = None,
+    do_shell: bool = False,
 ) -> tuple[StackResult, Path]:
+    """Render the stack (or, with `rendered`, check objects already written there, edited or not) and check them."""
     result = StackResult(stack)
-    config = stack_config(stack)
     try:
+        config = stack_config(stack)
         settings = stack_settings(config, stack)
         run = run_program(stack, config)
     except Exception as exc:  # the program's RunError carries the user-facing message
         raise RenderError(str(exc).split("RunError: ", 1)[-1]) from exc
-    folder = out / stack
-    counts = write(run, folder)
-    objects = read_rendered(folder)
-    result.lines.append(f"== {stack}: {counts['kubernetes']} Kubernetes objects rendered to {folder}")
+    if rendered is None:
+        folder = out / stack
+        counts = write(run, folder)
+        objects = read_rendered(folder)
+        result.lines.append(f"== {stack}: {counts['kubernetes']} Kubernetes objects rendered to {folder}")
+    else:
+        folder = rendered
+        objects = read_rendered(folder)
+        result.lines.append(f"== {stack}: {len(objects)} Kubernetes objects read from {folder}")
     if do_schema:
         findings, line = check_schema(objects, settings.cluster.kubernetes_version, folder)
         result.findings += findings
         result.lines.append(line)
     if do_isolation:
-        findings, lines = check_isolation(objects, isolation_facts(run, settings))
+        findings, lines = check_isolation(objects, isolation_facts(run, settings), read_azure(folder))
         result.findings += findings
         result.lines += lines
     if do_shell:
@@ -243,14 +273,27 @@ def main(argv: list[str] | None = None) -> int:
         choices=["schema", "scan", "isolation", "shell"],
         default=["schema", "scan", "isolation", "shell"],
     )
+    ap.add_argument(
+        "--rendered",
+        default="",
+        help="check the objects already in this folder (a `make synth` output, for one stack) instead of rendering",
+    )
     args = ap.parse_args(argv)
+    if args.rendered and len(args.stacks) != 1:
+        print("error: --rendered takes exactly one stack", file=sys.stderr)
+        return 2
     out = Path(args.out)
     findings: list[str] = []
     folders: list[Path] = []
     for stack in args.stacks:
         try:
             result, folder = check_stack(
-                stack, out, "schema" in args.only, "isolation" in args.only, "shell" in args.only
+                stack,
+                out,
+                "schema" in args.only,
+                "isolation" in args.only,
+                Path(args.rendered) if args.rendered else None,
+                "shell" in args.only,
             )
         except RenderError as exc:
             print(f"== {stack}: cannot render the stack: {exc}", file=sys.stderr)

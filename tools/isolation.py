@@ -50,6 +50,9 @@ class Facts:
     service_cidr: str
     ilb_subnet: str  # where every clinic's internal load balancer frontend sits
     ipblock_selects_pods: bool  # the dataplane's reading of ipBlock (False for Cilium)
+    # For the outside half (tools/admission.py): clinic id -> the LAN it shares (tenants file), VPN site -> ranges.
+    shared_networks: Mapping[str, str] = field(default_factory=dict)
+    vpn_ranges: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
 
 @dataclass

@@ -27,6 +27,8 @@ from pulumi.runtime import mocks, rpc, settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from orca_platform.config_file import read_stack_file
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PROJECT = "orca-platform"
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # noqa: S105 - the engine's secret marker
@@ -300,15 +302,13 @@ class RecordingMonitor(mocks.MockMonitor):
 def stack_config(
     stack: str, project_dir: Path = PROJECT_DIR, overrides: dict[str, Any] | None = None
 ) -> dict[str, str]:
-    """The config map the CLI would hand the program: Pulumi.<stack>.yaml, structured values as JSON text."""
-    path = project_dir / f"Pulumi.{stack}.yaml"
-    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    raw: dict[str, Any] = dict(doc.get("config") or {})
-    raw.update(overrides or {})
-    out: dict[str, str] = {}
-    for key, value in raw.items():
-        if isinstance(value, dict) and "secure" in value:
-            raise SystemExit(f"{path.name}: {key} is an encrypted secret; the offline run cannot decrypt it")
+    """The config map the CLI would hand the program: Pulumi.<stack>.yaml, structured values as JSON text.
+
+    Read strictly (orca_platform.config_file): a duplicate key anywhere in the file, a key without a namespace or an
+    encrypted value raise InputError naming the file.
+    """
+    out = read_stack_file(project_dir / f"Pulumi.{stack}.yaml")
+    for key, value in (overrides or {}).items():
         out[key] = value if isinstance(value, str) else json.dumps(value)
     return out
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from orca_platform.capacity import NodeFit, capacity_rows, plan_capacity
 from orca_platform.catalogue import load_catalogue
-from orca_platform.config_file import read_stack_file
+from orca_platform.config_file import read_stack_file, settings_from_config
 from orca_platform.errors import InputError
-from orca_platform.settings import Settings, parse_settings
+from orca_platform.settings import Settings
 from orca_platform.stack_plan import plan_stack
 from orca_platform.tenants import TenantsFile, load_tenants
 
@@ -64,7 +64,7 @@ def render_table(rows: list[NodeFit], target: int) -> str:
 
 def load(stack: str, tenants_override: str) -> tuple[Settings, TenantsFile, str, str]:
     config_source = f"Pulumi.{stack}.yaml"
-    settings = parse_settings(read_stack_file(PROJECT_DIR / config_source), config_source)
+    settings = settings_from_config(read_stack_file(PROJECT_DIR / config_source), config_source)
     tenants_name = tenants_override or settings.tenants_file
     path = Path(tenants_name)
     tenants = load_tenants(path if path.is_absolute() else PROJECT_DIR / path, tenants_name)

@@ -30,6 +30,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from orca_platform.errors import InputError
 from tools.offline import (
     PROJECT,
     PROJECT_DIR,
@@ -233,8 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {"orca-platform:tenantsFile": args.tenants} if args.tenants else None
     try:
         config = stack_config(args.stack, PROJECT_DIR, overrides)
-    except FileNotFoundError:
-        print(f"error: Pulumi.{args.stack}.yaml not found", file=sys.stderr)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
         run = run_program(args.stack, config)

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from orca_platform.errors import InputError
 from tools.offline import PROJECT_DIR, Registered, Run, redact, run_program, stack_config
 
 CONFIG_TENANTS = "orca-platform:tenantsFile"
@@ -84,8 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {CONFIG_TENANTS: args.tenants} if args.tenants else None
     try:
         config = stack_config(args.stack, PROJECT_DIR, overrides)
-    except FileNotFoundError:
-        print(f"error: Pulumi.{args.stack}.yaml not found", file=sys.stderr)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else PROJECT_DIR / "build" / "synth" / args.stack
     try:

@@ -18,11 +18,13 @@ from components import (
 from components.backup_storage import BackupStorage, BackupStorageArgs
 from components.clinic_backup import BackupTarget
 from components.cluster import ORCA_POOL_LABEL, ORCA_POOL_VALUE
-from config import load_stack_plan
+from config import load_deployment
 from orca_platform import naming
 
-# Everything is validated and planned before the first resource is registered.
-plan = load_stack_plan()
+# Everything is validated, planned and compared with what the stack last deployed before the first resource
+# (but the StackReference that reads it) is registered.
+deployment = load_deployment()
+plan = deployment.plan
 s = plan.settings
 env = s.environment.value
 tags = {"project": "orca-platform", "environment": env, **s.tags}
@@ -145,3 +147,5 @@ pulumi.export(
         for t_plan, tenant in zip(plan.clinics, tenants, strict=True)
     },
 )
+# What the next update is compared with (orca_platform/history.py). Plain data, no secret.
+pulumi.export("orcaHistory", deployment.history)

@@ -154,10 +154,11 @@ def _capturing_monitor() -> Iterator[list[offline.RecordingMonitor]]:
         offline.RecordingMonitor = original  # type: ignore[misc]
 
 
-def attempt(stack: str, config: dict[str, str]) -> Attempt:
+def attempt(stack: str, config: dict[str, str], previous_outputs: offline.StackOutputs | None = None) -> Attempt:
+    """One run; `previous_outputs` is what the StackReference to the stack itself answers (None: a first update)."""
     with _capturing_monitor() as seen:
         try:
-            run: Run | None = offline.run_program(stack, config)
+            run: Run | None = offline.run_program(stack, config, previous_outputs=previous_outputs)
             error: BaseException | None = None
         except Exception as exc:  # noqa: BLE001 - the tests inspect whatever the program raised
             run, error = None, exc

@@ -491,3 +491,23 @@ def test_the_mock_answers_only_a_reference_to_the_stack_itself(tmp_path: Path) -
     assert outputs.answer("organization/orca-platform/dev")["outputs"][HISTORY] == history(first)
     with pytest.raises(LookupError):
         outputs.answer("organization/orca-platform/prod", expected="organization/orca-platform/dev")
+
+
+def test_every_row_of_the_readme_transition_table_names_a_test() -> None:
+    """The README's "Changes over time" table: each row names at least one test, and each named test exists."""
+    import re
+
+    root = Path(__file__).resolve().parent
+    text = (root.parent / "README.md").read_text(encoding="utf-8")
+    table = text.split("## Changes over time", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| edit")]
+    rows = [r for r in rows if not r.startswith("| ---")]
+    assert len(rows) >= 20
+    for row in rows:
+        cell = row.rstrip(" |").rsplit(" | ", 1)[-1]
+        named = re.findall(r"`([^`]+)`", cell)
+        assert named, f"a row without a test: {row}"
+        for name in named:
+            module, _, func = name.rpartition("::")
+            path = root.parent / module if module else root / "test_lifecycle.py"
+            assert re.search(rf"^def {re.escape(func)}\(", path.read_text(encoding="utf-8"), re.M), name

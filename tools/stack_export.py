@@ -187,8 +187,11 @@ def build_export(
             doc["retainOnDelete"] = True
         if res.dependencies:
             doc["dependencies"] = list(res.dependencies)
+        # The engine gives a read StackReference the builtin package's default provider too (source_eval.go).
         provider = res.provider or (
-            defaults.get(res.type.split(":", 1)[0], "") if res.custom and not res.type.startswith("pulumi:") else ""
+            defaults.get(res.type.split(":", 1)[0], "")
+            if res.custom and not res.type.startswith("pulumi:providers:")
+            else ""
         )
         if provider:
             doc["provider"] = provider
@@ -196,6 +199,8 @@ def build_export(
             doc["additionalSecretOutputs"] = list(res.additional_secret_outputs)
         if res.ignore_changes:
             doc["ignoreChanges"] = list(res.ignore_changes)
+        if res.external:
+            doc["external"] = True
         resources.append(doc)
 
     plugins = [

@@ -441,6 +441,22 @@ def test_the_audit_lists_every_acknowledgement(dev: tuple[Lifecycle, Doc]) -> No
     assert acks[0]["reason"] in text
 
 
+def test_the_audit_notes_an_export_without_a_history(dev: tuple[Lifecycle, Doc]) -> None:
+    import json
+
+    from tools.audit import build_report, load_export
+    from tools.stack_export import build_export
+
+    life, _ = dev
+    doc = build_export(life.runs[0])
+    root = doc["deployment"]["resources"][0]
+    assert root["type"] == "pulumi:pulumi:Stack"
+    del root["outputs"][HISTORY]
+    report, _ = build_report(load_export(json.dumps(doc).encode(), "old-export.json"))
+    assert report["acknowledgements"] == []
+    assert any("acknowledged transitions are unknown" in n for n in report["notes"])
+
+
 # --- a stack deployed by the program before the history existed -------------------------------------------------------
 
 

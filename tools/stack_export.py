@@ -181,10 +181,8 @@ def build_export(
             doc["outputs"] = _outputs(res, known, seal)
         doc["parent"] = res.parent or stack_urn
         # The engine omits false flags (omitempty); readers must treat a missing flag as false.
-        if res.protect:
-            doc["protect"] = True
-        if res.retain_on_delete:
-            doc["retainOnDelete"] = True
+        flags = {"protect": res.protect, "retainOnDelete": res.retain_on_delete, "external": res.external}
+        doc.update({f: True for f, on in flags.items() if on})
         if res.dependencies:
             doc["dependencies"] = list(res.dependencies)
         # The engine gives a read StackReference the builtin package's default provider too (source_eval.go).
@@ -199,8 +197,6 @@ def build_export(
             doc["additionalSecretOutputs"] = list(res.additional_secret_outputs)
         if res.ignore_changes:
             doc["ignoreChanges"] = list(res.ignore_changes)
-        if res.external:
-            doc["external"] = True
         resources.append(doc)
 
     plugins = [

@@ -295,7 +295,13 @@ def _restores(cid: str, before: ClinicRecord, after: ClinicRecord, tenants_sourc
     if removed:
         what.append(f"removes restore {_ids(removed)}")
     if not what:
-        what.append(f"reorders the restores (was {_ids([r.id for r in old])})")
+        kept_order = [r for r in new if r in old] == old
+        added = [r.id for r in new[: len(old)] if r not in old]
+        what.append(
+            f"inserts restore {_ids(added)} among the earlier ones (a new restore goes at the end)"
+            if kept_order
+            else f"reorders the restores (was {_ids([r.id for r in old])})"
+        )
     generations = ", ".join(before.volumes or ())
     message = (
         f"{' and '.join(what)}. Restores are append-only: each entry is the record of a volume that exists "

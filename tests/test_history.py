@@ -155,3 +155,14 @@ def test_one_transition_of_one_clinic_is_acknowledged_once() -> None:
     ack = {"clinic": "alpha-naika", "transition": "restores-rewritten", "reason": "a good reason"}
     (message,) = _ack_problems([ack, {**ack, "reason": "another reason"}])
     assert "acknowledged twice" in message
+
+
+def test_a_restore_inserted_before_the_last_one_is_refused_as_such() -> None:
+    tenants = base_tenants("dev")
+    plan = plan_of("dev", tenants)
+    previous = history_of(plan)
+    alpha = next(c for c in tenants["clinics"] if c["id"] == "alpha-naika")
+    alpha["restores"].insert(1, {"id": "r0", "fromDump": "daily/alpha-naika/20261124T163000Z.dump"})
+    (problem,) = review(previous, plan_of("dev", tenants), [], "tenants.yaml", "Pulumi.dev.yaml").problems
+    assert problem.clinic == "alpha-naika" and problem.field == "restores"
+    assert "inserts restore 'r0'" in problem.message

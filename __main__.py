@@ -18,12 +18,14 @@ from components import (
 from components.backup_storage import BackupStorage, BackupStorageArgs
 from components.clinic_backup import BackupTarget
 from components.cluster import ORCA_POOL_LABEL, ORCA_POOL_VALUE
-from config import kubernetes_layer, load_stack_plan
+from config import kubernetes_layer, load_deployment
 from orca_platform import naming
 
-# Everything is validated and planned before the first resource is registered, and a Kubernetes layer that this
-# machine cannot reach stops the run here, naming the setting (README, "First deployment").
-plan = load_stack_plan()
+# Everything is validated, planned and compared with what the stack last deployed before the first resource (but the
+# StackReference that reads it) is registered, and a Kubernetes layer that this machine cannot reach stops the run
+# here, naming the setting (README, "First deployment").
+deployment = load_deployment()
+plan = deployment.plan
 s = plan.settings
 with_kubernetes = kubernetes_layer(s)
 # Role assignment names are unique across the Entra tenant: every stack's seed includes its subscription.
@@ -152,3 +154,5 @@ if cluster.provider is not None:
             for t_plan, tenant in zip(plan.clinics, tenants, strict=True)
         },
     )
+# What the next update is compared with (orca_platform/history.py). Plain data, no secret.
+pulumi.export("orcaHistory", deployment.history)

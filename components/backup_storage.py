@@ -10,7 +10,7 @@ import pulumi_random as random
 from pulumi_azure_native import authorization, network, privatedns, resources, storage
 
 from orca_platform import settings as model
-from orca_platform.backup_plan import DAILY, MONTHLY
+from orca_platform.backup_plan import container_retention
 from orca_platform.prod_floors import RECORDS_RETENTION_TAG
 
 
@@ -85,7 +85,7 @@ class BackupStorage(pulumi.ComponentResource):
             opts=child,
         )
 
-        retention = {DAILY: s.daily_retention_days, MONTHLY: s.monthly_retention_days}
+        retention = container_retention(s.daily_retention_days, s.monthly_retention_days)
         checks: list[pulumi.Output[str]] = []
         for container, days in retention.items():
             c = storage.BlobContainer(

@@ -23,6 +23,11 @@ WORKLOAD_AUDIENCE = "api://AzureADTokenExchange"
 SNAPSHOT_NAME = re.compile(r"^(?P<pvc>orca-state(?:-[a-z0-9-]+?)?)-(?:pre-upgrade-)?[0-9]{14}$")
 
 
+def container_retention(daily_days: int, monthly_days: int) -> dict[str, int]:
+    """Days each dump container keeps a blob: its WORM immutability period and, a day later, the lifecycle delete."""
+    return {DAILY: daily_days, MONTHLY: monthly_days}
+
+
 def blob_condition(clinic_id: str) -> str:
     """Azure ABAC condition: blob reads, writes and listings only under '<clinic>/' in any container.
 

@@ -14,7 +14,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from .errors import InputError, problems_from_validation
 from .ipnets import is_internal
 from .schedule import check_time_zone
-from .tenants import Cidr, Cron, ImageRef, Lax, StorageStrategyName, Strict
+from .tenants import CLINIC_ID, Cidr, Cron, ImageRef, Lax, StorageStrategyName, Strict
 
 NAMESPACE = "orca-platform"
 
@@ -277,6 +277,46 @@ class Backup(Strict):
     delete_lock: bool = False
 
 
+class Transition(StrEnum):
+    """Changes over time that would lose, hide or roll back clinic data: refused unless acknowledged
+    (orca_platform/history.py compares the stack's last history with this update)."""
+
+    CLINIC_REMOVED = "clinic-removed"
+    RETIRED_ID_DROPPED = "retired-id-dropped"
+    RESTORES_REWRITTEN = "restores-rewritten"
+    LIVE_VOLUME_OLDER = "live-volume-older"
+    STORAGE_CHANGED = "storage-changed"
+    POSTGRES_VERSION_CHANGED = "postgres-version-changed"
+    RETENTION_LOWERED = "retention-lowered"
+    DELETE_LOCK_OFF = "delete-lock-off"
+    IMMUTABILITY_OFF = "immutability-off"
+
+
+# What an acknowledgement of a stack-wide transition names instead of a clinic.
+STACK_SCOPE = "*stack*"
+STACK_TRANSITIONS = frozenset({Transition.RETENTION_LOWERED, Transition.DELETE_LOCK_OFF, Transition.IMMUTABILITY_OFF})
+
+
+class Acknowledgement(Strict):
+    """Lets one named refused transition of one clinic (or of the stack) through one update, on purpose."""
+
+    clinic: str
+    transition: Annotated[Transition, Lax]
+    # Why, for the audit report: a ticket, a decision, a name.
+    reason: Annotated[str, Field(min_length=10, max_length=300)]
+
+    @model_validator(mode="after")
+    def _scope(self) -> Acknowledgement:
+        if not self.reason.strip():
+            raise ValueError("reason must say why (a ticket, a decision)")
+        stack_wide = self.transition in STACK_TRANSITIONS
+        if stack_wide and self.clinic != STACK_SCOPE:
+            raise ValueError(f"{self.transition.value} is a change of the whole stack: name clinic {STACK_SCOPE!r}")
+        if not stack_wide and not CLINIC_ID.fullmatch(self.clinic):
+            raise ValueError(f"{self.transition.value} is a change of one clinic: name its id (got {self.clinic!r})")
+        return self
+
+
 class Settings(Strict):
     environment: Annotated[Environment, Lax]
     location: str = "japaneast"
@@ -290,6 +330,18 @@ class Settings(Strict):
     storage: Storage
     capacity: Capacity = Capacity()
     backup: Backup
+    acknowledgements: list[Acknowledgement] = Field(default_factory=list)
+
+    @field_validator("acknowledgements")
+    @classmethod
+    def _one_per_transition(cls, value: list[Acknowledgement]) -> list[Acknowledgement]:
+        seen: set[tuple[str, str]] = set()
+        for a in value:
+            key = (a.clinic, a.transition.value)
+            if key in seen:
+                raise ValueError(f"{a.clinic} / {a.transition.value} is acknowledged twice: keep one")
+            seen.add(key)
+        return value
 
 
 # Stack config keys of the `orca-platform` namespace.

@@ -155,10 +155,16 @@ def _capturing_monitor() -> Iterator[list[offline.RecordingMonitor]]:
         offline.RecordingMonitor = original  # type: ignore[misc]
 
 
-def attempt(stack: str, config: dict[str, str], world: offline.World | None = None) -> Attempt:
+def attempt(
+    stack: str,
+    config: dict[str, str],
+    previous_outputs: offline.StackOutputs | None = None,
+    world: offline.World | None = None,
+) -> Attempt:
+    """One run; `previous_outputs` is what the StackReference to the stack itself answers (None: a first update)."""
     with _capturing_monitor() as seen:
         try:
-            run: Run | None = offline.run_program(stack, config, world=world)
+            run: Run | None = offline.run_program(stack, config, previous_outputs=previous_outputs, world=world)
             error: BaseException | None = None
         except Exception as exc:  # noqa: BLE001 - the tests inspect whatever the program raised
             run, error = None, exc

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from orca_platform.history import HISTORY_OUTPUT
 from orca_platform.rules import (
     CLINIC_LABEL,
     CLINIC_NAME_ANNOTATION,
@@ -367,6 +368,34 @@ def public_endpoints(views: Sequence[ResourceView]) -> list[dict[str, Any]]:
     return found
 
 
+def acknowledgement_rows(views: Sequence[ResourceView], notes: list[str]) -> list[dict[str, Any]]:
+    """Every acknowledged transition the stack's history records (orca_platform/history.py): the ones updates used,
+    oldest first, then the ones the last update's config held that let nothing through."""
+    root = next((v for v in views if v.type == "pulumi:pulumi:Stack" and not v.parent), None)
+    history = as_map(root.outputs.get(HISTORY_OUTPUT)) if root else {}
+    if not history:
+        if views:
+            notes.append(
+                f"the stack outputs hold no {HISTORY_OUTPUT} (a program version before the history, or no update "
+                "yet): acknowledged transitions are unknown"
+            )
+        return []
+
+    def row(a: Any, status: str) -> dict[str, Any]:
+        m = as_map(a)
+        return {
+            "clinic": as_text(m.get("clinic")),
+            "transition": as_text(m.get("transition")),
+            "reason": as_text(m.get("reason")),
+            "status": status,
+            "what": as_text(m.get("what")),
+        }
+
+    return [row(a, "used") for a in as_list(history.get("acknowledgements"))] + [
+        row(a, "unused") for a in as_list(history.get("unusedAcknowledgements"))
+    ]
+
+
 def vpn_sites(views: Sequence[ResourceView]) -> list[dict[str, Any]]:
     return [
         {
@@ -396,6 +425,7 @@ def build_report(
             "recognised by their namespace names (orca-<id>)"
         )
     endpoints = public_endpoints(loaded.views)
+    acknowledgements = acknowledgement_rows(loaded.views, loaded.notes)
     report: dict[str, Any] = {
         "schema": REPORT_SCHEMA,
         "generatedAt": (now or datetime.now(UTC)).isoformat().replace("+00:00", "Z"),
@@ -418,6 +448,7 @@ def build_report(
             "publicEndpoints": len(endpoints),
         },
         "clinics": rows,
+        "acknowledgements": acknowledgements,
         "publicEndpoints": endpoints,
         "vpnSites": vpn_sites(loaded.views),
         "violations": [v.to_dict() for v in violations],
@@ -524,6 +555,19 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         out += _table(
             ["Clinic", "Claim", "Size", "Class", "Protected", "Retained"],
             [[cid, v["claim"], v["size"], v["storageClass"], v["protected"], v["retained"]] for cid, v in extra],
+        )
+    if "acknowledgements" in report:
+        out += ["", "## Acknowledged transitions", ""]
+        out += (
+            _table(
+                ["Clinic", "Transition", "Status", "Reason", "What it let through"],
+                [
+                    [a["clinic"], a["transition"], a["status"], a["reason"], a["what"] or "—"]
+                    for a in report["acknowledgements"]
+                ],
+            )
+            if report["acknowledgements"]
+            else ["None."]
         )
     out += ["", "## Public endpoints", ""]
     if report["publicEndpoints"]:

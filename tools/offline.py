@@ -8,6 +8,7 @@ ignoreChanges ...) arrive on the RegisterResource request, so a recording monito
 from __future__ import annotations
 
 import base64
+import copy
 import importlib
 import json
 import os
@@ -35,6 +36,9 @@ SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # noqa: S105 - the engine's sec
 SIG_KEY = "4dabf18193072939515e22adb298388d"
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 TENANT = "11111111-1111-1111-1111-111111111111"
+# The self-managed (diy) backend always names its organization "organization" (pkg/backend/diy/state.go, store.go).
+ORGANIZATION = "organization"
+STACK_REFERENCE = "pulumi:pulumi:StackReference"
 
 
 @dataclass
@@ -54,6 +58,8 @@ class Registered:
     inputs: dict[str, Any]
     outputs: dict[str, Any] = field(default_factory=dict)
     id: str = ""
+    # A read (ReadResource: a StackReference, a `.get`), not a registration the engine creates or updates.
+    external: bool = False
 
     @property
     def is_kubernetes(self) -> bool:
@@ -85,6 +91,35 @@ class Run:
         if namespace is not None:
             found = [r for r in found if (r.inputs.get("metadata") or {}).get("namespace") == namespace]
         return found
+
+
+@dataclass(frozen=True)
+class StackOutputs:
+    """A stack's outputs as the engine keeps them after an update: what the StackReference mock answers with."""
+
+    values: dict[str, Any]
+    secret_names: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, run: Run) -> StackOutputs:
+        """What `run` exported, through JSON as the engine stores it (tuples become lists, and so on)."""
+        values = json.loads(json.dumps({k: reveal(v) for k, v in run.outputs.items()}))
+        return cls(values=values, secret_names=frozenset(run.secret_outputs))
+
+    def without(self, *names: str) -> StackOutputs:
+        return StackOutputs({k: v for k, v in self.values.items() if k not in names}, self.secret_names - set(names))
+
+    def answer(self, stack_name: str, expected: str | None = None) -> dict[str, Any]:
+        """The engine's StackReference state: {name, outputs, secretOutputNames}, secret outputs marked as secrets
+        (pkg/resource/deploy/builtins.go, readStackReference). Another stack than `expected` is unknown, as in
+        pkg/backend/backend.go (GetStackOutputs: "unknown stack")."""
+        if expected is not None and stack_name != expected:
+            raise LookupError(f"unknown stack {stack_name!r}")
+        outputs = {
+            k: ({SIG_KEY: SECRET_SIG, "value": copy.deepcopy(v)} if k in self.secret_names else copy.deepcopy(v))
+            for k, v in self.values.items()
+        }
+        return {"name": stack_name, "outputs": outputs, "secretOutputNames": sorted(self.secret_names)}
 
 
 def is_secret(value: Any) -> bool:
@@ -176,11 +211,17 @@ class World:
 class OfflineMocks(mocks.Mocks):
     """Plausible provider answers: what Azure and Kubernetes would hand back, so outputs resolve."""
 
-    def __init__(self, world: World | None = None) -> None:
+    def __init__(
+        self, world: World | None = None, previous: StackOutputs | None = None, self_reference: str = ""
+    ) -> None:
         self.world = world or World()
         # The engine, not the SDK, marks `additionalSecretOutputs` secret; the recording monitor passes them here,
         # per thread (registrations run on a thread pool), so the mocks can do the engine's part.
         self.secret_outputs = threading.local()
+        # The stack's outputs after its last update; on a first update the stack exists but has none (the diy
+        # backend returns an empty map for a checkpoint without a deployment: pkg/backend/diy/state.go).
+        self.previous = previous or StackOutputs({})
+        self.self_reference = self_reference
 
     def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         rid, state = self._answer(args)
@@ -193,6 +234,9 @@ class OfflineMocks(mocks.Mocks):
     def _answer(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         state = dict(args.inputs)
         typ = args.typ
+        if typ == STACK_REFERENCE:
+            name = str(args.inputs.get("name"))
+            return args.resource_id or name, self.previous.answer(name, self.self_reference or None)
         if typ.startswith("azure-native:"):
             name = next(
                 (
@@ -268,6 +312,34 @@ class RecordingMonitor(mocks.MockMonitor):
         super().__init__(mocks_)
         self.registered: list[Registered] = []
 
+    def ReadResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
+        if isinstance(self.mocks, OfflineMocks):
+            self.mocks.secret_outputs.keys = list(request.additionalSecretOutputs)
+        response = super().ReadResource(request)  # type: ignore[no-untyped-call]
+        urn = self.make_urn(request.parent, request.type, request.name)
+        reg = self.resources.get(urn)
+        self.registered.append(
+            Registered(
+                urn=urn,
+                type=request.type,
+                name=request.name,
+                custom=True,
+                parent=request.parent,
+                provider=request.provider,
+                protect=False,
+                retain_on_delete=False,
+                delete_before_replace=False,
+                ignore_changes=[],
+                additional_secret_outputs=list(request.additionalSecretOutputs),
+                dependencies=list(request.dependencies),
+                inputs=rpc.deserialize_properties(request.properties),
+                outputs=dict(reg.state) if reg else {},
+                id=request.id,
+                external=True,
+            )
+        )
+        return response
+
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
         if isinstance(self.mocks, OfflineMocks):
             self.mocks.secret_outputs.keys = list(request.additionalSecretOutputs)
@@ -333,17 +405,24 @@ def run_program(
     config: dict[str, str] | None = None,
     main: Path = PROJECT_DIR / "__main__.py",
     world: World | None = None,
+    previous_outputs: StackOutputs | Mapping[str, Any] | None = None,
 ) -> Run:
-    """Run the program once, synchronously, and return what it registered. Raises what the program raises."""
+    """Run the program once, synchronously, and return what it registered. Raises what the program raises.
+
+    `previous_outputs` is the stack's state after its last update, which the program reads through a StackReference
+    to itself; None is a first update (the stack exists, with no outputs).
+    """
     world = world or World()
-    answers = OfflineMocks(world)
+    if previous_outputs is not None and not isinstance(previous_outputs, StackOutputs):
+        previous_outputs = StackOutputs(dict(previous_outputs))
+    answers = OfflineMocks(world, previous_outputs, self_reference=f"{ORGANIZATION}/{PROJECT}/{stack}")
     monitor = RecordingMonitor(answers)
     pulumi.runtime.set_all_config(config if config is not None else stack_config(stack))
     settings.SETTINGS.rpc_manager.clear()
     settings.SETTINGS.outputs.clear()
     # A fresh root stack per run: set_mocks keeps an existing one, whose outputs would mix in the previous run's.
     settings.ROOT.set(None)
-    mocks.set_mocks(answers, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    mocks.set_mocks(answers, project=PROJECT, stack=stack, preview=False, monitor=monitor, organization=ORGANIZATION)
     root = settings.get_root_resource()
     if str(PROJECT_DIR) not in sys.path:
         sys.path.insert(0, str(PROJECT_DIR))

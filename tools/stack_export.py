@@ -182,14 +182,15 @@ def build_export(
             doc["outputs"] = _outputs(res, known, seal)
         doc["parent"] = res.parent or stack_urn
         # The engine omits false flags (omitempty); readers must treat a missing flag as false.
-        if res.protect:
-            doc["protect"] = True
-        if res.retain_on_delete:
-            doc["retainOnDelete"] = True
+        flags = {"protect": res.protect, "retainOnDelete": res.retain_on_delete, "external": res.external}
+        doc.update({f: True for f, on in flags.items() if on})
         if res.dependencies:
             doc["dependencies"] = list(res.dependencies)
+        # The engine gives a read StackReference the builtin package's default provider too (source_eval.go).
         provider = res.provider or (
-            defaults.get(res.type.split(":", 1)[0], "") if res.custom and not res.type.startswith("pulumi:") else ""
+            defaults.get(res.type.split(":", 1)[0], "")
+            if res.custom and not res.type.startswith("pulumi:providers:")
+            else ""
         )
         if provider:
             doc["provider"] = provider

@@ -14,6 +14,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from .errors import InputError, problems_from_validation
 from .ipnets import is_internal
 from .schedule import check_time_zone
+from .schema_help import suggest
 from .tenants import CLINIC_ID, Cidr, Cron, ImageRef, Lax, StorageStrategyName, Strict
 
 NAMESPACE = "orca-platform"
@@ -73,7 +74,9 @@ class Vpn(Strict):
             raise ValueError(
                 f"Azure no longer creates non-AZ VPN gateway SKUs (NonAzSkusNotAllowedForVPNGateway): use {value}AZ"
             )
-        raise ValueError(f"must be one of {', '.join(AZ_VPN_SKUS)}")
+        near = suggest(value, AZ_VPN_SKUS)
+        hint = f"; did you mean '{near}'?" if near else ""
+        raise ValueError(f"must be one of {', '.join(AZ_VPN_SKUS)}{hint}")
 
     @model_validator(mode="after")
     def _reachable(self) -> Vpn:

@@ -188,9 +188,9 @@ def test_an_encrypted_value_is_named(project: Path) -> None:
         ("backup", {"dailyRetentionDays": 7.5}, "backup.dailyRetentionDays", "must be a whole number"),
         (
             "network",
-            {"vpn": {"sku": "VpnGW1", "sites": raw_settings("dev")["network"]["vpn"]["sites"]}},
+            {"vpn": {"sku": "VpnGW1AZ", "sites": raw_settings("dev")["network"]["vpn"]["sites"]}},
             "network.vpn.sku",
-            "did you mean 'VpnGw1'?",
+            "did you mean 'VpnGw1AZ'?",
         ),
         ("cluster", {"zones": [1, 2]}, "cluster.zones[0]", 'quote it: "1"'),
         (

@@ -55,6 +55,7 @@ cluster = Cluster(
         node_subnet_id=network.node_subnet_id,
         tags=tags,
         surge_nodes=s.capacity.surge_nodes,
+        cluster_identifier=naming.cluster_identifier(s),
     ),
 )
 

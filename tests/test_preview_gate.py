@@ -325,10 +325,12 @@ def test_a_shorter_immutability_period_is_refused(dev_run: Run) -> None:
     assert "shrink from 7 to 5 days" in next(iter(found.values())).why
 
 
-def test_protect_removed_from_a_data_resource_is_refused() -> None:
+@pytest.mark.parametrize("op", ["update", "same"])
+def test_protect_removed_from_a_data_resource_is_refused(op: str) -> None:
     doc = fixture("routine-change")
     claim = next(s for s in steps(doc, "update") if "PersistentVolumeClaim" in s["urn"])
     claim["newState"].pop("protect")
+    claim["op"] = op
     assert list(refused(doc)) == [claim["urn"]]
 
 

@@ -450,7 +450,7 @@ def evaluate(doc: Mapping[str, Any], ctx: Context) -> list[Finding]:
             evidence = _existed(step, g, ctx)
             if evidence:
                 verdict = g, f"would be created empty, but {evidence}", advice.recreated(step, g, ctx)
-        elif op == "update":
+        elif op in ("update", "same"):  # a `same` step is shown when only `protect` changed (display.go shouldShow)
             verdict = _judge_update(step, g, ctx)
         if verdict is not None and urn not in findings:
             findings[urn] = Finding(urn, op, *verdict)

@@ -22,6 +22,10 @@ help:
 	@echo "make audit-samples                  export and audit both sample stacks (must find no violation)"
 	@echo "make policy-venv                    policy/venv for 'pulumi preview --policy-pack policy'"
 	@echo "make bench                          time the offline run for 10, 100 and 1,000 clinics"
+	@echo "make preview STACK= [REFRESH=false]  pulumi preview --json through the data gate, then the policy pack preview"
+	@echo "make up      STACK= [REFRESH=false]  the gate, then the CLI's pulumi up (it previews again before changing anything)"
+	@echo "make gate    STACK= [REFRESH= GATE_FORMAT=markdown]  only the gated JSON preview (what CI posts)"
+	@echo "make decommission CLINIC=id [STACK= EXPORT=file]  the steps and URNs that retire a clinic"
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -104,3 +108,47 @@ bench: venv
 
 clean:
 	rm -rf build .mypy_cache .ruff_cache .pytest_cache
+
+# --- deploying (docs/ci.md) ------------------------------------------------------------------------------------------
+# Every deploy path previews before it changes anything: `pulumi preview --json` goes through tools/preview_gate.py,
+# which refuses a delete, replace or empty re-creation of clinic data; only then the CLI's `pulumi up`, which previews
+# again and stops on a protected resource before its first change (pkg/backend/apply.go), unlike the Automation API's
+# `up` (`--skip-preview`). Both run with --refresh, so the gate sees the state the update acts on (REFRESH=false: none).
+PULUMI ?= pulumi
+REFRESH ?= true
+GATE_DIR ?= build/gate/$(STACK)
+GATE_FORMAT ?= text
+MESSAGE ?= make up $(STACK)
+REFRESH_FLAG = $(if $(filter false,$(REFRESH)),,--refresh)
+
+.PHONY: pulumi-cli gate preview up decommission
+
+pulumi-cli:
+	@command -v $(PULUMI) >/dev/null 2>&1 || { echo "error: the Pulumi CLI ('$(PULUMI)') is not on PATH: install it \
+	(https://www.pulumi.com/docs/install/), log in to the state backend (README, Deploying) and run this again" >&2; \
+	exit 127; }
+
+# The stack's last outputs (orcaHistory, clinics) tell the gate what existed; a stack never deployed prints {}.
+gate: venv pulumi-cli
+	@mkdir -p $(GATE_DIR)
+	$(PULUMI) stack output --stack $(STACK) --json > $(GATE_DIR)/outputs.json
+	@rc=0; env -u PULUMI_ENABLE_STREAMING_JSON_PREVIEW $(PULUMI) preview --stack $(STACK) --json $(REFRESH_FLAG) \
+		> $(GATE_DIR)/preview.json || rc=$$?; \
+	$(PY) -m tools.preview_gate --stack $(STACK) $(if $(TENANTS),--tenants $(TENANTS)) \
+		--preview $(GATE_DIR)/preview.json --outputs $(GATE_DIR)/outputs.json --preview-exit $$rc \
+		--format $(GATE_FORMAT) --report $(GATE_DIR)/gate.txt
+
+# The JSON preview carries no policy results (pkg/backend/display/json.go skips policy events): a second preview
+# shows them, and the diff, to the person who reads it.
+preview: gate policy-venv
+	$(PULUMI) preview --stack $(STACK) $(REFRESH_FLAG) --diff --policy-pack policy
+
+up: gate policy-venv
+	$(PULUMI) up --stack $(STACK) --yes --skip-preview=false $(REFRESH_FLAG) --policy-pack policy \
+		--message "$(MESSAGE)"
+
+decommission: venv
+	@test -n "$(CLINIC)" || { echo "error: CLINIC=<id> is required: make decommission CLINIC=<id> STACK=<stack>" >&2; \
+	exit 2; }
+	$(PY) -m tools.decommission --clinic $(CLINIC) --stack $(STACK) $(if $(TENANTS),--tenants $(TENANTS)) \
+		$(if $(filter command environment,$(firstword $(origin EXPORT))),--export $(EXPORT))

@@ -62,6 +62,7 @@ cluster = Cluster(
         tags=tags,
         surge_nodes=s.capacity.surge_nodes,
         kubernetes_layer=with_kubernetes,
+        cluster_identifier=naming.cluster_identifier(s),
     ),
 )
 

@@ -53,6 +53,8 @@ class ClusterArgs:
     node_subnet_id: pulumi.Input[str]
     tags: dict[str, str]
     surge_nodes: int
+    # Stable name of the cluster for the Kubernetes provider (naming.cluster_identifier): plain text, never an output.
+    cluster_identifier: str
     # False in phase 1 of a first deployment: no Kubernetes provider and nothing created through it.
     kubernetes_layer: bool = True
 
@@ -337,6 +339,11 @@ class Cluster(pulumi.ComponentResource):
         self.provider = k8s.Provider(
             "k8s",
             kubeconfig=kubeconfig,
+            # With an unchanged identifier, DiffConfig answers an update, never a replace, whatever the kubeconfig
+            # says (pulumi-kubernetes provider/pkg/provider/provider.go); only a changed value replaces. Added to a
+            # provider that had none, it is an update only if the kubeconfig is unchanged: README, "The Kubernetes
+            # provider's identity".
+            cluster_identifier=args.cluster_identifier,
             # Never delete objects from state just because the API server is unreachable.
             delete_unreachable=False,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[pool, grants_settled]),

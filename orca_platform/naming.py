@@ -62,6 +62,16 @@ def azure_name(settings: Settings, kind: str) -> str:
     return f"{kind}-{settings.name_prefix}-{settings.environment.value}"
 
 
+def cluster_identifier(settings: Settings) -> str:
+    """The Kubernetes provider's `clusterIdentifier`: the AKS cluster's resource group and name, nothing else.
+
+    pulumi-kubernetes replaces its provider (and with it every Kubernetes object) when the kubeconfig's active
+    cluster changes, unless `clusterIdentifier` is set and unchanged (provider/pkg/provider/provider.go,
+    DiffConfig). Rotated credentials or a new CA change the kubeconfig, never these names, so they never replace it.
+    """
+    return f"{azure_name(settings, 'rg')}/{azure_name(settings, 'aks')}"
+
+
 # Namespace of this project's deterministic GUIDs (role assignment names): stable across runs, no state to keep.
 _GUIDS = uuid.UUID("6f1b4a52-0c1e-4d8a-9a57-2f3c4b5d6e7f")
 

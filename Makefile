@@ -13,15 +13,10 @@ REPORT ?= build/audit/$(STACK)
 
 .PHONY: help venv scan-venv policy-venv test lint typecheck unit checks synth synth-all plan export audit audit-samples bench clean
 
-help:
-	@echo "make test                           lint, type-check, unit tests and offline checks (what CI runs)"
-	@echo "make synth  [STACK= TENANTS= OUT=]  run the program offline and write what it would create"
-	@echo "make plan   [STACK= TENANTS=]       density and cost table for the stack's clinics"
-	@echo "make export [STACK=]                a stack export (deployment v3) of the offline run, for audits"
-	@echo "make audit  EXPORT=file [REPORT=dir] [ARCHIVE=s3://bucket/prefix] [RETENTION=years]  audit a 'pulumi stack export'"
-	@echo "make audit-samples                  export and audit both sample stacks (must find no violation)"
-	@echo "make policy-venv                    policy/venv for 'pulumi preview --policy-pack policy'"
-	@echo "make bench                          time the offline run for 10, 100 and 1,000 clinics"
+# `make help` prints every target that has a `## ` description on its rule line, in file order: the list cannot
+# drift from the targets (tests/test_operators.py checks that every target has one).
+help: ## this list
+	@awk -F ':.*## ' '/^[a-zA-Z0-9_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +24,7 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
-venv: $(VENV)/.installed
+venv: $(VENV)/.installed ## ./venv from the pinned requirements.txt
 
 # The policy pack runs in a virtualenv of its own (policy/PulumiPolicy.yaml); it needs only pulumi-policy.
 policy/venv/.installed: policy/requirements.txt
@@ -38,7 +33,7 @@ policy/venv/.installed: policy/requirements.txt
 	policy/venv/bin/python -m pip install --quiet -r policy/requirements.txt
 	touch $@
 
-policy-venv: policy/venv/.installed
+policy-venv: policy/venv/.installed ## policy/venv for 'pulumi preview --policy-pack policy'
 
 $(SCAN_VENV)/.installed: requirements-scan.txt
 	$(PYTHON) -m venv $(SCAN_VENV)
@@ -46,49 +41,49 @@ $(SCAN_VENV)/.installed: requirements-scan.txt
 	$(SCAN_VENV)/bin/python -m pip install --quiet -r requirements-scan.txt
 	touch $@
 
-scan-venv: $(SCAN_VENV)/.installed
+scan-venv: $(SCAN_VENV)/.installed ## .venv-scan with checkov (its pins clash with the program's)
 
-lint: venv
+lint: venv ## ruff check and ruff format --check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-typecheck: venv
+typecheck: venv ## mypy --strict
 	$(VENV)/bin/mypy
 
 # The checkov tests call the scan virtualenv: build it first so they run, not skip, on a fresh clone.
-unit: venv scan-venv
+unit: venv scan-venv ## the unit tests (pytest)
 	$(PY) -m pytest
 
 # Schema validation, security scan and isolation proof over both sample stacks.
-checks: venv scan-venv
+checks: venv scan-venv ## schema, security scan and isolation proof over both sample stacks
 	$(PY) -m tools.checks --stacks dev prod --scan-python $(SCAN_VENV)/bin/python
 
-test: lint typecheck unit checks
+test: lint typecheck unit checks ## lint, type-check, unit tests and offline checks (what CI runs)
 
-synth: venv
+synth: venv ## [STACK= TENANTS= OUT=] run the program offline and write what it would create
 	$(PY) -m tools.synth --stack $(STACK) $(if $(TENANTS),--tenants $(TENANTS)) --out $(OUT)
 
-synth-all: venv
+synth-all: venv ## synth both sample stacks
 	$(MAKE) synth STACK=dev OUT=build/synth/dev
 	$(MAKE) synth STACK=prod OUT=build/synth/prod
 
-plan: venv
+plan: venv ## [STACK= TENANTS=] density and cost table for the stack's clinics
 	$(PY) -m tools.plan --stack $(STACK) $(if $(TENANTS),--tenants $(TENANTS))
 
-export: venv
+export: venv ## [STACK=] a stack export (deployment v3) of the offline run, for audits
 	$(PY) -m tools.stack_export --stack $(STACK) --out $(EXPORT)
 
-audit: venv
+audit: venv ## EXPORT=file [REPORT=dir ARCHIVE=s3://bucket/prefix RETENTION=years] audit a 'pulumi stack export'
 	$(PY) -m tools.audit --export $(EXPORT) --out $(REPORT) $(if $(ARCHIVE),--archive $(ARCHIVE)) \
 		$(if $(RETENTION),--retention-years $(RETENTION))
 
 # The program's own exports must pass every rule: run after `synth`, which clears build/synth/<stack>.
-audit-samples: venv
+audit-samples: venv ## export and audit both sample stacks (must find no violation)
 	$(MAKE) export audit STACK=dev
 	$(MAKE) export audit STACK=prod
 
-bench: venv
+bench: venv ## time the offline run for 10, 100 and 1,000 clinics
 	$(PY) -m bench.run
 
-clean:
+clean: ## remove build output and caches
 	rm -rf build .mypy_cache .ruff_cache .pytest_cache

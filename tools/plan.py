@@ -14,22 +14,25 @@ from orca_platform.errors import InputError
 from orca_platform.settings import Settings, parse_settings
 from orca_platform.stack_plan import plan_stack
 from orca_platform.tenants import TenantsFile, load_tenants
+from tools.cli import run
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+# (heading, width); GROUPS label runs of columns on a line above the headings.
 COLUMNS = (
-    ("node size", 17),
+    ("VM size", 17),
     ("storage", 16),
     ("cpu", 4),
-    ("mem", 4),
+    ("memory", 6),
     ("pods", 4),
     ("disks", 5),
     ("per node", 8),
-    ("binding", 10),
+    ("binding limit", 13),
     ("nodes", 5),
-    ("$/clinic at density", 19),
-    ("$/clinic now", 12),
-    ("", 6),
+    ("at density", 10),
+    ("now", 8),
+    ("", 7),
 )
+GROUPS = ((2, 6, "clinics per node by"), (9, 11, "$ per clinic-month"))
 
 
 def _row(r: NodeFit) -> list[str]:
@@ -50,16 +53,30 @@ def _row(r: NodeFit) -> list[str]:
         str(r.nodes),
         usd(r.per_clinic_at_density_usd),
         usd(r.per_clinic_monthly_usd),
-        "<- used" if r.used_by_stack else "",
+        "<- this stack" if r.used_by_stack else "",
     ]
 
 
 def render_table(rows: list[NodeFit], target: int) -> str:
-    lines = ["  ".join(name.ljust(width) for name, width in COLUMNS).rstrip()]
+    """Priced rows only, the stack's own row first (priced or not), then by cost at density."""
+    shown = [r for r in rows if r.used_by_stack] + sorted(
+        (r for r in rows if not r.used_by_stack and r.per_clinic_at_density_usd is not None),
+        key=lambda r: (r.per_node < target, r.per_clinic_at_density_usd or 0.0, r.vcpu),
+    )
+    starts = [sum(w + 2 for _, w in COLUMNS[:i]) for i in range(len(COLUMNS))]
+    groups = ""
+    for first, last, label in GROUPS:
+        span = starts[last] - starts[first] - 2
+        groups = groups.ljust(starts[first]) + label.center(span, "-")
+    lines = [groups.rstrip(), "  ".join(name.ljust(width) for name, width in COLUMNS).rstrip()]
     lines.append("  ".join("-" * width for _, width in COLUMNS[:-1]))
-    for r in sorted(rows, key=lambda r: (r.per_node < target, r.per_clinic_at_density_usd or 1e9, r.vcpu)):
+    for r in shown:
         lines.append("  ".join(v.ljust(w) for v, (_, w) in zip(_row(r), COLUMNS, strict=True)).rstrip())
     return "\n".join(lines)
+
+
+def unpriced(rows: list[NodeFit]) -> list[NodeFit]:
+    return [r for r in rows if r.per_clinic_at_density_usd is None and not r.used_by_stack]
 
 
 def load(stack: str, tenants_override: str) -> tuple[Settings, TenantsFile, str, str]:
@@ -94,8 +111,15 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "at density = node price / clinics per node + storage; now = (node price x nodes incl. spare + storage) / "
         f"clinics; '+' = ZRS priced at the LRS figure (a lower bound); prices as of {catalogue.as_of} "
-        "(orca_platform/catalogue.yaml); n/a = no price in the facts"
+        "(orca_platform/catalogue.yaml)"
     )
+    hidden = unpriced(rows)
+    if hidden:
+        sizes = sorted({r.vm_size for r in hidden})
+        print(
+            f"{len(hidden)} rows without a price not shown ({', '.join(sizes)}): "
+            "price them with capacity.nodePrices to compare; build/plan/<stack>.json has every row"
+        )
     out = Path(args.json) if args.json else PROJECT_DIR / "build" / "plan" / f"{args.stack}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -115,4 +139,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

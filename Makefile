@@ -10,8 +10,9 @@ TENANTS ?=
 OUT ?= build/synth/$(STACK)
 EXPORT ?= build/synth/$(STACK)/stack-export.json
 REPORT ?= build/audit/$(STACK)
+BASE ?=
 
-.PHONY: help venv scan-venv policy-venv test lint typecheck unit checks synth synth-all plan export audit audit-samples bench clean
+.PHONY: help venv scan-venv policy-venv test lint typecheck unit checks synth synth-all plan diff export audit audit-samples bench clean
 
 # `make help` prints every target that has a `## ` description on its rule line, in file order: the list cannot
 # drift from the targets (tests/test_operators.py checks that every target has one).
@@ -69,6 +70,12 @@ synth-all: venv ## synth both sample stacks
 
 plan: venv ## [STACK= TENANTS=] density and cost table for the stack's clinics
 	$(PY) -m tools.plan --stack $(STACK) $(if $(TENANTS),--tenants $(TENANTS))
+
+# Both stacks unless STACK is given on the command line (its default, dev, is for the single-stack targets).
+diff: venv ## BASE=<git ref> [STACK= MARKDOWN=file] what a change does to the platform and to each clinic
+	$(if $(BASE),,$(error BASE is required, e.g. make diff BASE=HEAD~1 or BASE=origin/main))
+	$(PY) -m tools.diff --base $(BASE) $(if $(filter command line,$(origin STACK)),--stack $(STACK)) \
+		$(if $(MARKDOWN),--markdown $(MARKDOWN))
 
 export: venv ## [STACK=] a stack export (deployment v3) of the offline run, for audits
 	$(PY) -m tools.stack_export --stack $(STACK) --out $(EXPORT)

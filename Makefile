@@ -11,11 +11,14 @@ OUT ?= build/synth/$(STACK)
 EXPORT ?= build/synth/$(STACK)/stack-export.json
 REPORT ?= build/audit/$(STACK)
 BASE ?=
+PROMTOOL ?= promtool
+# apt-get needs root: sudo when not already root (CI runners and workstations alike).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help venv scan-venv policy-venv test lint typecheck unit checks synth synth-all plan diff export audit audit-samples bench clean
+.PHONY: help venv scan-venv policy-venv deb-promtool test lint typecheck unit checks synth synth-all plan diff export audit audit-samples bench clean
 
 # `make help` prints every target that has a `## ` description on its rule line, in file order: the list cannot
-# drift from the targets (tests/test_operators.py checks that every target has one).
+# drift from the targets (tests/test_operator_tools.py checks that every target has one).
 help: ## this list
 	@awk -F ':.*## ' '/^[a-zA-Z0-9_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
@@ -44,6 +47,13 @@ $(SCAN_VENV)/.installed: requirements-scan.txt
 
 scan-venv: $(SCAN_VENV)/.installed ## .venv-scan with checkov (its pins clash with the program's)
 
+# promtool checks the alert rules in `make checks`. Debian's and Ubuntu's prometheus package ship it (the server
+# comes with it; nothing here runs the server). Installed once: skipped when promtool is on the PATH.
+deb-promtool: ## promtool (apt package prometheus) for the alert-rule check, unless already installed
+	@command -v $(PROMTOOL) >/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	@$(PROMTOOL) --version 2>&1 | head -n 1
+
 lint: venv ## ruff check and ruff format --check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -51,13 +61,13 @@ lint: venv ## ruff check and ruff format --check
 typecheck: venv ## mypy --strict
 	$(VENV)/bin/mypy
 
-# The checkov tests call the scan virtualenv: build it first so they run, not skip, on a fresh clone.
-unit: venv scan-venv ## the unit tests (pytest)
+# The checkov and promtool tests call the scan virtualenv and promtool: both first, so they run, not skip.
+unit: venv scan-venv deb-promtool ## the unit tests (pytest)
 	$(PY) -m pytest
 
-# Schema validation, security scan and isolation proof over both sample stacks.
-checks: venv scan-venv ## schema, security scan and isolation proof over both sample stacks
-	$(PY) -m tools.checks --stacks dev prod --scan-python $(SCAN_VENV)/bin/python
+# Schema validation, security scan, isolation proof and alert rules (promtool) over both sample stacks.
+checks: venv scan-venv deb-promtool ## schema, security scan, isolation proof and alert rules over both sample stacks
+	$(PY) -m tools.checks --stacks dev prod --scan-python $(SCAN_VENV)/bin/python --promtool $(PROMTOOL)
 
 test: lint typecheck unit checks ## lint, type-check, unit tests and offline checks (what CI runs)
 

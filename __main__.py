@@ -18,8 +18,9 @@ from components import (
 from components.backup_storage import BackupStorage, BackupStorageArgs
 from components.clinic_backup import BackupTarget
 from components.cluster import ORCA_POOL_LABEL, ORCA_POOL_VALUE
+from components.monitoring import Monitoring, MonitoringArgs
 from config import load_stack_plan
-from orca_platform import naming
+from orca_platform import alerts, naming
 
 # Everything is validated and planned before the first resource is registered.
 plan = load_stack_plan()
@@ -55,12 +56,34 @@ cluster = Cluster(
         node_subnet_id=network.node_subnet_id,
         tags=tags,
         surge_nodes=s.capacity.surge_nodes,
+        prometheus_labels_allowlist=alerts.KSM_LABELS,
     ),
 )
 
 ingress = IngressController(
     "ingress",
     IngressControllerArgs(settings=s.ingress, ilb_subnet_name=network.ilb_subnet_name, provider=cluster.provider),
+)
+
+monitoring = Monitoring(
+    "monitoring",
+    MonitoringArgs(
+        settings=s.monitoring,
+        groups=alerts.rule_groups(s.monitoring, plan.clinics, s.ingress.namespace, env),
+        scrape_settings=alerts.metrics_settings(s.ingress.namespace),
+        location=s.location,
+        resource_group_name=network.resource_group_name,
+        cluster_id=cluster.id,
+        cluster_name=cluster.name,
+        names={
+            "workspace": naming.azure_name(s, "amw"),
+            # Azure's onboarding names both MSProm-<region>-<cluster>; at most 44 characters for the endpoint.
+            "collection": f"MSProm-{s.location}-{naming.azure_name(s, 'aks')}"[:44],
+            "actionGroup": naming.azure_name(s, "ag"),
+        },
+        tags=tags,
+        provider=cluster.provider,
+    ),
 )
 
 backups = BackupStorage(
@@ -119,6 +142,7 @@ pulumi.export("dnsZone", network.dns_zone)
 pulumi.export("dnsResolverInboundIp", network.dns_resolver_ip)
 pulumi.export("vpnGatewayPublicIp", network.vpn_public_ip)
 pulumi.export("backupAccount", backups.account_name)
+pulumi.export("monitoringWorkspaceId", monitoring.workspace_id)
 pulumi.export(
     "capacity",
     {

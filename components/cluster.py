@@ -49,10 +49,13 @@ class ClusterArgs:
     node_subnet_id: pulumi.Input[str]
     tags: dict[str, str]
     surge_nodes: int
+    # Managed Prometheus (components/monitoring.py): the kube-state-metrics label allowlist; None leaves it off.
+    prometheus_labels_allowlist: str | None = None
 
 
 class Cluster(pulumi.ComponentResource):
     name: pulumi.Output[str]
+    id: pulumi.Output[str]
     provider: k8s.Provider
     oidc_issuer_url: pulumi.Output[str]
     orca_pool_name: str
@@ -203,6 +206,17 @@ class Cluster(pulumi.ComponentResource):
                 max_graceful_termination_sec="900",
                 expander="least-waste",
             ),
+            # The ama-metrics agents of Azure Monitor managed Prometheus (its workspace and rules: Monitoring).
+            azure_monitor_profile=containerservice.ManagedClusterAzureMonitorProfileArgs(
+                metrics=containerservice.ManagedClusterAzureMonitorProfileMetricsArgs(
+                    enabled=True,
+                    kube_state_metrics=containerservice.ManagedClusterAzureMonitorProfileKubeStateMetricsArgs(
+                        metric_labels_allowlist=args.prometheus_labels_allowlist
+                    ),
+                )
+            )
+            if args.prometheus_labels_allowlist is not None
+            else None,
             tags=args.tags,
             opts=pulumi.ResourceOptions(
                 parent=self,
@@ -214,6 +228,7 @@ class Cluster(pulumi.ComponentResource):
             ),
         )
         self.name = aks.name
+        self.id = aks.id
 
         cap = args.capacity
         pool = containerservice.AgentPool(

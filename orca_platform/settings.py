@@ -13,6 +13,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from .errors import InputError, problems_from_validation
 from .ipnets import is_internal
+from .monitoring_settings import Monitoring
 from .tenants import Cidr, Cron, ImageRef, StorageStrategyName, Strict
 
 NAMESPACE = "orca-platform"
@@ -223,6 +224,8 @@ class Settings(Strict):
     storage: Storage
     capacity: Capacity = Capacity()
     backup: Backup
+    # Managed Prometheus, its alert rules and who they notify (orca_platform/monitoring_settings.py).
+    monitoring: Monitoring
 
 
 # Stack config keys of the `orca-platform` namespace.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .addressing import network_problems, tenant_address_problems
+from .alerts import schedule_problems
 from .capacity import CapacityPlan, clinic_strategy, plan_capacity, storage_problems
 from .catalogue import Catalogue, ClinicSize
 from .errors import InputError, Problem
@@ -90,6 +91,7 @@ def plan_stack(
     problems += _size_problems(tenants, catalogue, tenants_source)
     problems += _name_problems(settings, tenants, tenants_source)
     problems += storage_problems(settings, tenants, tenants_source, config_source)
+    problems += schedule_problems(settings, tenants, tenants_source, config_source)
     if problems:
         raise InputError(problems)
     capacity = plan_capacity(settings, tenants, catalogue, config_source)

@@ -11,11 +11,13 @@ OUT ?= build/synth/$(STACK)
 EXPORT ?= build/synth/$(STACK)/stack-export.json
 REPORT ?= build/audit/$(STACK)
 BASE ?=
+CLINIC ?=
+OUTPUTS ?=
 PROMTOOL ?= promtool
 # apt-get needs root: sudo when not already root (CI runners and workstations alike).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help venv scan-venv policy-venv deb-promtool test lint typecheck unit checks synth synth-all plan diff export audit audit-samples bench clean
+.PHONY: help venv scan-venv policy-venv deb-promtool test lint typecheck unit checks synth synth-all plan diff clinic-card export audit audit-samples bench clean
 
 # `make help` prints every target that has a `## ` description on its rule line, in file order: the list cannot
 # drift from the targets (tests/test_operator_tools.py checks that every target has one).
@@ -86,6 +88,10 @@ diff: venv ## BASE=<git ref> [STACK= MARKDOWN=file] what a change does to the pl
 	$(if $(BASE),,$(error BASE is required, e.g. make diff BASE=HEAD~1 or BASE=origin/main))
 	$(PY) -m tools.diff --base $(BASE) $(if $(filter command line,$(origin STACK)),--stack $(STACK)) \
 		$(if $(MARKDOWN),--markdown $(MARKDOWN))
+
+clinic-card: venv ## CLINIC=<id> [STACK= OUTPUTS=pulumi-stack-output.json] the connection page for a clinic's IT
+	$(if $(CLINIC),,$(error CLINIC is required, e.g. make clinic-card CLINIC=sakura-naika STACK=prod))
+	$(PY) -m tools.clinic_card --clinic $(CLINIC) --stack $(STACK) $(if $(OUTPUTS),--outputs $(OUTPUTS))
 
 export: venv ## [STACK=] a stack export (deployment v3) of the offline run, for audits
 	$(PY) -m tools.stack_export --stack $(STACK) --out $(EXPORT)

@@ -19,7 +19,7 @@ from components.backup_storage import BackupStorage, BackupStorageArgs
 from components.clinic_backup import BackupTarget
 from components.cluster import ORCA_POOL_LABEL, ORCA_POOL_VALUE
 from components.monitoring import Monitoring, MonitoringArgs
-from config import load_stack_plan
+from config import load_stack_plan, source_commit
 from orca_platform import alerts, naming
 
 # Everything is validated and planned before the first resource is registered.
@@ -169,3 +169,6 @@ pulumi.export(
         for t_plan, tenant in zip(plan.clinics, tenants, strict=True)
     },
 )
+# Audit trail (tools/audit_evidence.py): which program commit made this update, and which clinic ids are retired.
+pulumi.export("sourceCommit", source_commit())
+pulumi.export("retiredClinicIds", list(plan.retired_clinic_ids))

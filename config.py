@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +45,8 @@ def load_stack_plan() -> StackPlan:
     except InputError as exc:
         # RunError prints the message alone, without a traceback, and fails the update before anything changes.
         raise pulumi.RunError(str(exc)) from None
+
+
+def source_commit() -> str:
+    """The commit of the program being deployed, for the audit trail: set by CI (GITHUB_SHA) or the operator."""
+    return os.environ.get("ORCA_SOURCE_COMMIT") or os.environ.get("GITHUB_SHA") or ""

@@ -44,6 +44,7 @@ class StackPlan:
     catalogue: Catalogue
     capacity: CapacityPlan
     clinics: tuple[ClinicPlan, ...]
+    retired_clinic_ids: tuple[str, ...] = ()
 
     @property
     def storage_classes(self) -> tuple[StorageStrategy, ...]:
@@ -115,4 +116,10 @@ def plan_stack(
                 snapshot_schedule=(c.backup and c.backup.snapshot_schedule) or backup.snapshot_schedule,
             )
         )
-    return StackPlan(settings=settings, catalogue=catalogue, capacity=capacity, clinics=tuple(clinics))
+    return StackPlan(
+        settings=settings,
+        catalogue=catalogue,
+        capacity=capacity,
+        clinics=tuple(clinics),
+        retired_clinic_ids=tuple(tenants.retired_clinic_ids),
+    )

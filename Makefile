@@ -17,7 +17,7 @@ PROMTOOL ?= promtool
 # apt-get needs root: sudo when not already root (CI runners and workstations alike).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help venv scan-venv policy-venv deb-promtool test lint typecheck unit checks synth synth-all plan diff clinic-card export audit audit-samples bench clean
+.PHONY: help venv scan-venv policy-venv deb-promtool test lint typecheck unit checks synth synth-all plan diagram pictures diff clinic-card export audit audit-samples bench clean
 
 # `make help` prints every target that has a `## ` description on its rule line, in file order: the list cannot
 # drift from the targets (tests/test_operator_tools.py checks that every target has one).
@@ -80,8 +80,16 @@ synth-all: venv ## synth both sample stacks
 	$(MAKE) synth STACK=dev OUT=build/synth/dev
 	$(MAKE) synth STACK=prod OUT=build/synth/prod
 
-plan: venv ## [STACK= TENANTS=] density and cost table for the stack's clinics
+plan: venv ## [STACK= TENANTS=] density and cost table, and a chart of the nodes (build/plan/<stack>.svg)
 	$(PY) -m tools.plan --stack $(STACK) $(if $(TENANTS),--tenants $(TENANTS))
+
+diagram: venv ## [STACK=] the network as rendered (sites, ranges, clinics, IPs, FQDNs) -> build/diagram/<stack>.svg
+	$(PY) -m tools.diagram --stack $(STACK)
+
+# The README's pictures, drawn from the prod sample; tests/test_pictures.py fails when they are out of date.
+pictures: venv ## redraw docs/plan-prod.svg and docs/network-prod.svg (the README shows them)
+	$(PY) -m tools.plan --stack prod --json build/plan/prod.json --chart docs/plan-prod.svg > /dev/null
+	$(PY) -m tools.diagram --stack prod --out docs/network-prod.svg
 
 # Both stacks unless STACK is given on the command line (its default, dev, is for the single-stack targets).
 diff: venv ## BASE=<git ref> [STACK= MARKDOWN=file] what a change does to the platform and to each clinic
@@ -96,9 +104,9 @@ clinic-card: venv ## CLINIC=<id> [STACK= OUTPUTS=pulumi-stack-output.json] the c
 export: venv ## [STACK=] a stack export (deployment v3) of the offline run, for audits
 	$(PY) -m tools.stack_export --stack $(STACK) --out $(EXPORT)
 
-audit: venv ## EXPORT=file [REPORT=dir ARCHIVE=s3://bucket/prefix RETENTION=years] audit a 'pulumi stack export'
+audit: venv ## EXPORT=file [REPORT=dir PREVIOUS=report.json ARCHIVE=s3://bucket/prefix RETENTION=years] audit a 'pulumi stack export'
 	$(PY) -m tools.audit --export $(EXPORT) --out $(REPORT) $(if $(ARCHIVE),--archive $(ARCHIVE)) \
-		$(if $(RETENTION),--retention-years $(RETENTION))
+		$(if $(RETENTION),--retention-years $(RETENTION)) $(if $(PREVIOUS),--previous $(PREVIOUS))
 
 # The program's own exports must pass every rule: run after `synth`, which clears build/synth/<stack>.
 audit-samples: venv ## export and audit both sample stacks (must find no violation)

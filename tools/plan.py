@@ -15,6 +15,7 @@ from orca_platform.settings import Settings, parse_settings
 from orca_platform.stack_plan import plan_stack
 from orca_platform.tenants import TenantsFile, load_tenants
 from tools.cli import run
+from tools.plan_chart import write_chart
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 # (heading, width); GROUPS label runs of columns on a line above the headings.
@@ -93,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stack", default="dev")
     ap.add_argument("--tenants", default="")
     ap.add_argument("--json", default="", help="where to write the JSON (default build/plan/<stack>.json)")
+    ap.add_argument("--chart", default="", help="where to draw the nodes as SVG (default build/plan/<stack>.svg)")
     args = ap.parse_args(argv)
     catalogue = load_catalogue()
     try:
@@ -130,10 +132,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out.write_text(json.dumps(plan.as_dict(), indent=2) + "\n")
+    chart = write_chart(
+        settings, tenants, catalogue, plan, args.stack, Path(args.chart) if args.chart else out.with_suffix(".svg")
+    )
     c = plan.chosen
     print(
         f"stack uses {c.vm_size} + {c.storage}: {c.per_node} clinics per node (binding: {c.binding}); "
-        f"orca pool minCount {plan.pool_min_count}, maxCount {plan.pool_max_count}, maxPods {plan.max_pods} -> {out}"
+        f"orca pool minCount {plan.pool_min_count}, maxCount {plan.pool_max_count}, maxPods {plan.max_pods} -> {out}, "
+        f"{chart}"
     )
     return 0
 

@@ -10,22 +10,19 @@ TENANTS ?=
 OUT ?= build/synth/$(STACK)
 EXPORT ?= build/synth/$(STACK)/stack-export.json
 REPORT ?= build/audit/$(STACK)
+BASE ?=
+CLINIC ?=
+OUTPUTS ?=
+PROMTOOL ?= promtool
+# apt-get needs root: sudo when not already root (CI runners and workstations alike).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help venv scan-venv policy-venv test lint typecheck layers unit checks synth synth-all plan export audit audit-samples bench clean deb-shellcheck
+.PHONY: help venv scan-venv policy-venv deb-promtool deb-shellcheck test lint typecheck layers unit checks synth synth-all plan diagram pictures diff clinic-card export audit audit-samples bench clean
 
-help:
-	@echo "make test                           lint, type-check, unit tests and offline checks (what CI runs)"
-	@echo "make synth  [STACK= TENANTS= OUT=]  run the program offline and write what it would create"
-	@echo "make plan   [STACK= TENANTS=]       density and cost table for the stack's clinics"
-	@echo "make export [STACK=]                a stack export (deployment v3) of the offline run, for audits"
-	@echo "make audit  EXPORT=file [REPORT=dir] [ARCHIVE=s3://bucket/prefix] [RETENTION=years]  audit a 'pulumi stack export'"
-	@echo "make audit-samples                  export and audit both sample stacks (must find no violation)"
-	@echo "make policy-venv                    policy/venv for 'pulumi preview --policy-pack policy'"
-	@echo "make bench                          time the offline run for 10, 100 and 1,000 clinics"
-	@echo "make preview STACK= [REFRESH=false]  pulumi preview --json through the data gate, then the policy pack preview"
-	@echo "make up      STACK= [REFRESH=false]  the gate, then the CLI's pulumi up (it previews again before changing anything)"
-	@echo "make gate    STACK= [REFRESH= GATE_FORMAT=markdown]  only the gated JSON preview (what CI posts)"
-	@echo "make decommission CLINIC=id [STACK= EXPORT=file]  the steps and URNs that retire a clinic"
+# `make help` prints every target that has a `## ` description on its rule line, in file order: the list cannot
+# drift from the targets (tests/test_operator_tools.py checks that every target has one).
+help: ## this list
+	@awk -F ':.*## ' '/^[a-zA-Z0-9_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +30,7 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
-venv: $(VENV)/.installed
+venv: $(VENV)/.installed ## ./venv from the pinned requirements.txt
 
 # The policy pack runs in a virtualenv of its own (policy/PulumiPolicy.yaml); it needs only pulumi-policy.
 policy/venv/.installed: policy/requirements.txt
@@ -42,7 +39,7 @@ policy/venv/.installed: policy/requirements.txt
 	policy/venv/bin/python -m pip install --quiet -r policy/requirements.txt
 	touch $@
 
-policy-venv: policy/venv/.installed
+policy-venv: policy/venv/.installed ## policy/venv for 'pulumi preview --policy-pack policy'
 
 $(SCAN_VENV)/.installed: requirements-scan.txt
 	$(PYTHON) -m venv $(SCAN_VENV)
@@ -50,63 +47,87 @@ $(SCAN_VENV)/.installed: requirements-scan.txt
 	$(SCAN_VENV)/bin/python -m pip install --quiet -r requirements-scan.txt
 	touch $@
 
-scan-venv: $(SCAN_VENV)/.installed
+scan-venv: $(SCAN_VENV)/.installed ## .venv-scan with checkov (its pins clash with the program's)
 
 # Debian's shellcheck for the "shell" check over the embedded scripts. Installed once; a no-op when it is there.
-SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
-deb-shellcheck:
+deb-shellcheck: ## shellcheck (apt package) for the embedded-script check, unless already installed
 	@command -v shellcheck >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends shellcheck; }
 	@shellcheck --version | sed -n 2p
 
-lint: venv
+# promtool checks the alert rules in `make checks`. Debian's and Ubuntu's prometheus package ship it (the server
+# comes with it; nothing here runs the server). Installed once: skipped when promtool is on the PATH.
+deb-promtool: ## promtool (apt package prometheus) for the alert-rule check, unless already installed
+	@command -v $(PROMTOOL) >/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	@$(PROMTOOL) --version 2>&1 | head -n 1
+
+lint: venv ## ruff check and ruff format --check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-typecheck: venv
+typecheck: venv ## mypy --strict
 	$(VENV)/bin/mypy
 
-# The checkov tests call the scan virtualenv, the policy-pack tests the pack's own: build both first so they run,
-# not skip, on a fresh clone.
-unit: venv scan-venv policy-venv deb-shellcheck
+# The checkov and promtool tests call the scan virtualenv and promtool, the policy-pack tests the pack's own venv,
+# the shell tests shellcheck: all first, so they run, not skip, on a fresh clone.
+unit: venv scan-venv policy-venv deb-shellcheck deb-promtool ## the unit tests (pytest)
 	$(PY) -m pytest
 
-# Schema validation, security scan, isolation proof and shellcheck over both sample stacks.
-checks: venv scan-venv deb-shellcheck
-	$(PY) -m tools.checks --stacks dev prod --scan-python $(SCAN_VENV)/bin/python
+# Schema validation, security scan, isolation proof, shellcheck and alert rules (promtool) over both sample stacks.
+checks: venv scan-venv deb-shellcheck deb-promtool ## schema, scan, isolation proof, shellcheck and alert rules over both sample stacks
+	$(PY) -m tools.checks --stacks dev prod --scan-python $(SCAN_VENV)/bin/python --promtool $(PROMTOOL)
 
 # Import contracts of pyproject.toml: the core never imports Pulumi, the rules only the standard library.
-layers: venv
+layers: venv ## import contracts (import-linter): the core never imports Pulumi, the rules only the standard library
 	$(VENV)/bin/lint-imports
 
-test: lint typecheck layers unit checks
+test: lint typecheck layers unit checks ## lint, type-check, import contracts, unit tests and offline checks (what CI runs)
 
-synth: venv
+synth: venv ## [STACK= TENANTS= OUT=] run the program offline and write what it would create
 	$(PY) -m tools.synth --stack $(STACK) $(if $(TENANTS),--tenants $(TENANTS)) --out $(OUT)
 
-synth-all: venv
+synth-all: venv ## synth both sample stacks
 	$(MAKE) synth STACK=dev OUT=build/synth/dev
 	$(MAKE) synth STACK=prod OUT=build/synth/prod
 
-plan: venv
+plan: venv ## [STACK= TENANTS=] density and cost table, and a chart of the nodes (build/plan/<stack>.svg)
 	$(PY) -m tools.plan --stack $(STACK) $(if $(TENANTS),--tenants $(TENANTS))
 
-export: venv
+diagram: venv ## [STACK=] the network as rendered (sites, ranges, clinics, IPs, FQDNs) -> build/diagram/<stack>.svg
+	$(PY) -m tools.diagram --stack $(STACK)
+
+# The README's pictures, drawn from the prod sample; tests/test_pictures.py fails when they are out of date.
+pictures: venv ## redraw docs/plan-prod.svg and docs/network-prod.svg (the README shows them)
+	$(PY) -m tools.plan --stack prod --json build/plan/prod.json --chart docs/plan-prod.svg > /dev/null
+	$(PY) -m tools.diagram --stack prod --out docs/network-prod.svg
+
+# Both stacks unless STACK is given on the command line (its default, dev, is for the single-stack targets).
+diff: venv ## BASE=<git ref> [STACK= MARKDOWN=file] what a change does to the platform and to each clinic
+	$(if $(BASE),,$(error BASE is required, e.g. make diff BASE=HEAD~1 or BASE=origin/main))
+	$(PY) -m tools.diff --base $(BASE) $(if $(filter command line,$(origin STACK)),--stack $(STACK)) \
+		$(if $(MARKDOWN),--markdown $(MARKDOWN))
+
+clinic-card: venv ## CLINIC=<id> [STACK= OUTPUTS=pulumi-stack-output.json] the connection page for a clinic's IT
+	$(if $(CLINIC),,$(error CLINIC is required, e.g. make clinic-card CLINIC=sakura-naika STACK=prod))
+	$(PY) -m tools.clinic_card --clinic $(CLINIC) --stack $(STACK) $(if $(OUTPUTS),--outputs $(OUTPUTS))
+
+export: venv ## [STACK=] a stack export (deployment v3) of the offline run, for audits
 	$(PY) -m tools.stack_export --stack $(STACK) --out $(EXPORT)
 
-audit: venv
+audit: venv ## EXPORT=file [REPORT=dir PREVIOUS=report.json ARCHIVE=s3://bucket/prefix RETENTION=years] audit a 'pulumi stack export'
 	$(PY) -m tools.audit --export $(EXPORT) --out $(REPORT) $(if $(ARCHIVE),--archive $(ARCHIVE)) \
-		$(if $(RETENTION),--retention-years $(RETENTION))
+		$(if $(RETENTION),--retention-years $(RETENTION)) $(if $(PREVIOUS),--previous $(PREVIOUS))
 
 # The program's own exports must pass every rule: run after `synth`, which clears build/synth/<stack>.
-audit-samples: venv
+audit-samples: venv ## export and audit both sample stacks (must find no violation)
 	$(MAKE) export audit STACK=dev
 	$(MAKE) export audit STACK=prod
 
-bench: venv
+bench: venv ## time the offline run for 10, 100 and 1,000 clinics
 	$(PY) -m bench.run
 
-clean:
+clean: ## remove build output and caches
 	rm -rf build .mypy_cache .ruff_cache .pytest_cache
 
 # --- deploying (docs/ci.md) ------------------------------------------------------------------------------------------
@@ -123,13 +144,13 @@ REFRESH_FLAG = $(if $(filter false,$(REFRESH)),,--refresh)
 
 .PHONY: pulumi-cli gate preview up decommission
 
-pulumi-cli:
+pulumi-cli: ## fail clearly when the Pulumi CLI is missing
 	@command -v $(PULUMI) >/dev/null 2>&1 || { echo "error: the Pulumi CLI ('$(PULUMI)') is not on PATH: install it \
 	(https://www.pulumi.com/docs/install/), log in to the state backend (README, Deploying) and run this again" >&2; \
 	exit 127; }
 
 # The stack's last outputs (orcaHistory, clinics) tell the gate what existed; a stack never deployed prints {}.
-gate: venv pulumi-cli
+gate: venv pulumi-cli ## STACK= [REFRESH= GATE_FORMAT=markdown] only the gated JSON preview (what CI posts)
 	@mkdir -p $(GATE_DIR)
 	$(PULUMI) stack output --stack $(STACK) --json > $(GATE_DIR)/outputs.json
 	@rc=0; env -u PULUMI_ENABLE_STREAMING_JSON_PREVIEW $(PULUMI) preview --stack $(STACK) --json $(REFRESH_FLAG) \
@@ -140,14 +161,14 @@ gate: venv pulumi-cli
 
 # The JSON preview carries no policy results (pkg/backend/display/json.go skips policy events): a second preview
 # shows them, and the diff, to the person who reads it.
-preview: gate policy-venv
+preview: gate policy-venv ## STACK= [REFRESH=false] the gated JSON preview, then the policy-pack preview
 	$(PULUMI) preview --stack $(STACK) $(REFRESH_FLAG) --diff --policy-pack policy
 
-up: gate policy-venv
+up: gate policy-venv ## STACK= [REFRESH=false] the gate, then the CLI's pulumi up (it previews again first)
 	$(PULUMI) up --stack $(STACK) --yes --skip-preview=false $(REFRESH_FLAG) --policy-pack policy \
 		--message "$(MESSAGE)"
 
-decommission: venv
+decommission: venv ## CLINIC=<id> [STACK= EXPORT=file] the steps and URNs that retire a clinic
 	@test -n "$(CLINIC)" || { echo "error: CLINIC=<id> is required: make decommission CLINIC=<id> STACK=<stack>" >&2; \
 	exit 2; }
 	$(PY) -m tools.decommission --clinic $(CLINIC) --stack $(STACK) $(if $(TENANTS),--tenants $(TENANTS)) \

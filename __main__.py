@@ -18,8 +18,9 @@ from components import (
 from components.backup_storage import BackupStorage, BackupStorageArgs
 from components.clinic_backup import BackupTarget
 from components.cluster import ORCA_POOL_LABEL, ORCA_POOL_VALUE
-from config import kubernetes_layer, load_deployment
-from orca_platform import naming
+from components.monitoring import Monitoring, MonitoringArgs
+from config import kubernetes_layer, load_deployment, source_commit
+from orca_platform import alerts, naming
 
 # Everything is validated, planned and compared with what the stack last deployed before the first resource (but the
 # StackReference that reads it) is registered, and a Kubernetes layer that this machine cannot reach stops the run
@@ -63,6 +64,7 @@ cluster = Cluster(
         surge_nodes=s.capacity.surge_nodes,
         kubernetes_layer=with_kubernetes,
         cluster_identifier=naming.cluster_identifier(s),
+        prometheus_labels_allowlist=alerts.KSM_LABELS,
     ),
 )
 
@@ -137,6 +139,27 @@ if cluster.provider is not None:
         )
         for clinic in plan.clinics
     ]
+    monitoring = Monitoring(
+        "monitoring",
+        MonitoringArgs(
+            settings=s.monitoring,
+            groups=alerts.rule_groups(s.monitoring, plan.clinics, s.ingress.namespace, env),
+            scrape_settings=alerts.metrics_settings(s.ingress.namespace),
+            location=s.location,
+            resource_group_name=network.resource_group_name,
+            cluster_id=cluster.id,
+            cluster_name=cluster.name,
+            names={
+                "workspace": naming.azure_name(s, "amw"),
+                # Azure's onboarding names both MSProm-<region>-<cluster>; at most 44 characters for the endpoint.
+                "collection": f"MSProm-{s.location}-{naming.azure_name(s, 'aks')}"[:44],
+                "actionGroup": naming.azure_name(s, "ag"),
+            },
+            tags=tags,
+            provider=provider,
+        ),
+    )
+    pulumi.export("monitoringWorkspaceId", monitoring.workspace_id)
     pulumi.export("ingressPrivateIp", ingress.private_ip)
     pulumi.export("ingressClass", ingress.class_name)
     pulumi.export(
@@ -157,3 +180,6 @@ if cluster.provider is not None:
     )
 # What the next update is compared with (orca_platform/history.py). Plain data, no secret.
 pulumi.export("orcaHistory", deployment.history)
+# Audit trail (tools/audit_evidence.py): which program commit made this update, and which clinic ids are retired.
+pulumi.export("sourceCommit", source_commit())
+pulumi.export("retiredClinicIds", list(plan.retired_clinic_ids))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -167,3 +168,8 @@ def kubernetes_layer(settings: Settings) -> bool:
     if decision.message:
         pulumi.log.warn(decision.message)
     return decision.deploy
+
+
+def source_commit() -> str:
+    """The commit of the program being deployed, for the audit trail: set by CI (GITHUB_SHA) or the operator."""
+    return os.environ.get("ORCA_SOURCE_COMMIT") or os.environ.get("GITHUB_SHA") or ""

@@ -322,7 +322,13 @@ class ClinicBackup(pulumi.ComponentResource):
                 # The failure signal: failed runs stay listed (kubectl get jobs -n <ns>) for the on-call to see.
                 successful_jobs_history_limit=3,
                 failed_jobs_history_limit=5,
-                job_template=k8s.batch.v1.JobTemplateSpecArgs(spec=self._job_spec(self._tools_pod(script), 3600)),
+                # The Jobs carry the clinic and backup-role labels too: the failed-backup alert selects them by it.
+                job_template=k8s.batch.v1.JobTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        labels=naming.clinic_labels(self._args.plan.id, naming.BACKUP_ROLE)
+                    ),
+                    spec=self._job_spec(self._tools_pod(script), 3600),
+                ),
             ),
             opts=opts,
         )

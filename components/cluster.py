@@ -57,10 +57,13 @@ class ClusterArgs:
     cluster_identifier: str
     # False in phase 1 of a first deployment: no Kubernetes provider and nothing created through it.
     kubernetes_layer: bool = True
+    # Managed Prometheus (components/monitoring.py): the kube-state-metrics label allowlist; None leaves it off.
+    prometheus_labels_allowlist: str | None = None
 
 
 class Cluster(pulumi.ComponentResource):
     name: pulumi.Output[str]
+    id: pulumi.Output[str]
     provider: k8s.Provider | None
     oidc_issuer_url: pulumi.Output[str]
     orca_pool_name: str
@@ -220,6 +223,17 @@ class Cluster(pulumi.ComponentResource):
                 max_graceful_termination_sec="900",
                 expander="least-waste",
             ),
+            # The ama-metrics agents of Azure Monitor managed Prometheus (its workspace and rules: Monitoring).
+            azure_monitor_profile=containerservice.ManagedClusterAzureMonitorProfileArgs(
+                metrics=containerservice.ManagedClusterAzureMonitorProfileMetricsArgs(
+                    enabled=True,
+                    kube_state_metrics=containerservice.ManagedClusterAzureMonitorProfileKubeStateMetricsArgs(
+                        metric_labels_allowlist=args.prometheus_labels_allowlist
+                    ),
+                )
+            )
+            if args.prometheus_labels_allowlist is not None
+            else None,
             tags=args.tags,
             opts=pulumi.ResourceOptions(
                 parent=self,
@@ -231,6 +245,7 @@ class Cluster(pulumi.ComponentResource):
             ),
         )
         self.name = aks.name
+        self.id = aks.id
 
         cap = args.capacity
         pool = containerservice.AgentPool(

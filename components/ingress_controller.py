@@ -76,8 +76,11 @@ def chart_values(s: model.Ingress, ilb_subnet_name: str) -> dict[str, Any]:
             "podDisruptionBudget": {"enabled": True, "minAvailable": 1},
             "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
             "readOnlyRootFilesystem": True,
+            # Per-upstream response codes and latencies (the ingress-errors alert); needs prometheus.create.
+            "enableLatencyMetrics": True,
         },
-        "prometheus": {"create": False},
+        # The exporter on :9113, scraped through its pod annotations by managed Prometheus (Monitoring).
+        "prometheus": {"create": True, "port": 9113, "scheme": "http"},
     }
 
 

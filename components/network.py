@@ -273,7 +273,8 @@ class Network(pulumi.ComponentResource):
                 tags=tags,
                 opts=child,
             )
-            # Generated, never written down: read it with `pulumi stack output --show-secrets` to configure the site.
+            # Generated, never written down; the site's router gets it from `az network vpn-connection shared-key show`
+            # (make clinic-card prints the command). It is no stack output.
             psk = random.RandomPassword(
                 f"psk-{site.name}", length=40, special=False, opts=pulumi.ResourceOptions(parent=self)
             )

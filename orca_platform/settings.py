@@ -13,6 +13,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from .errors import InputError, problems_from_validation
 from .ipnets import is_internal
+from .monitoring_settings import Monitoring
 from .schedule import check_time_zone
 from .schema_help import suggest
 from .tenants import CLINIC_ID, Cidr, Cron, ImageRef, Lax, StorageStrategyName, Strict
@@ -333,6 +334,8 @@ class Settings(Strict):
     storage: Storage
     capacity: Capacity = Capacity()
     backup: Backup
+    # Managed Prometheus, its alert rules and who they notify (orca_platform/monitoring_settings.py).
+    monitoring: Monitoring
     acknowledgements: list[Acknowledgement] = Field(default_factory=list)
 
     @field_validator("acknowledgements")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .addressing import network_problems, tenant_address_problems
+from .alerts import schedule_problems
 from .capacity import CapacityPlan, clinic_strategy, plan_capacity, storage_problems
 from .catalogue import Catalogue, ClinicSize
 from .errors import InputError, Problem, show
@@ -132,6 +133,7 @@ def stack_problems(
     problems += storage_problems(settings, tenants, tenants_source, config_source)
     problems += _schedule_problems(settings, tenants, tenants_source, config_source)
     problems += floor_problems(settings, tenants, tenants_source, config_source)
+    problems += schedule_problems(settings, tenants, tenants_source, config_source)
     return problems
 
 

@@ -381,3 +381,168 @@ def test_export_of_a_program_that_labelled_nothing(dev_export: dict[str, Any], t
         "test-midori",
         "test-sakura",
     }
+
+
+# --- evidence an auditor can sign (issue 15) --------------------------------------------------------------------
+
+
+def test_each_clinic_row_carries_its_backup_access_and_restore_evidence(
+    prod_export: dict[str, Any], prod_run: Run, tmp_path: Path
+) -> None:
+    from orca_platform.tenants import load_tenants
+    from tests.orca_test_support import PROJECT_DIR, load_settings
+
+    settings = load_settings("prod")
+    tenants = {c.id: c for c in load_tenants(PROJECT_DIR / settings.tenants_file).clinics}
+    _, report, md = run_audit(tmp_path, prod_export)
+    assert report is not None
+    sites = {s.name: s.address_spaces for s in settings.network.vpn.sites}
+    account = prod_run.outputs["backupAccount"]
+    for row in report["clinics"]:
+        clinic = tenants[row["clinic"]]
+        ev = row["evidence"]
+        states = {b["name"]: b["state"] for b in ev["backups"]}
+        if clinic.active:
+            assert states == {"orca-dumps": "running", "orca-snapshots": "running"}
+        else:  # hinata-hifuka: suspended, its schedules paused
+            assert states == {"orca-dumps": "paused (clinic suspended)", "orca-snapshots": "paused (clinic suspended)"}
+        assert ev["backupsAsExpected"] is True
+        assert all(b["timeZone"] == settings.orca.timezone for b in ev["backups"])
+        assert ev["snapshotsKept"] == settings.backup.snapshot_retention_count
+        assert ev["dumpsTo"] == [
+            f"https://{account}.blob.core.windows.net/{c}/{clinic.id}/" for c in ("daily", "monthly")
+        ]
+        assert ev["access"]["loadBalancerSourceRanges"] == sorted(clinic.source_cidrs)
+        assert ev["access"]["sameRangesBothPaths"] is True
+        expected_sites = [n for n, spaces in sites.items() if any(c in spaces for c in clinic.source_cidrs)]
+        assert ev["access"]["vpnSites"] == expected_sites and ev["access"]["outsideEverySite"] == []
+        assert ev["restores"] == []
+    assert "## Backups, access and restores per clinic" in md
+    assert "paused (clinic suspended)" in md
+
+
+def test_the_report_states_retention_locks_retired_clinics_and_provenance(
+    prod_export: dict[str, Any], dev_export: dict[str, Any], tmp_path: Path
+) -> None:
+    from tests.orca_test_support import load_settings
+
+    b = load_settings("prod").backup
+    doc = json.loads(json.dumps(prod_export))
+    stack = resources(doc)[0]
+    stack["outputs"]["sourceCommit"] = "0123456789abcdef0123456789abcdef01234567"
+    for sub in ("prod", "dev"):
+        (tmp_path / sub).mkdir()
+    _, report, md = run_audit(tmp_path / "prod", doc)
+    assert report is not None
+    containers = {c["container"]: c for c in report["retention"]["containers"]}
+    assert containers["daily"]["immutableDays"] == b.daily_retention_days
+    assert containers["monthly"]["immutableDays"] == b.monthly_retention_days
+    assert containers["daily"]["deletedAfterDays"] == b.daily_retention_days + 1
+    assert [lk["level"] for lk in report["retention"]["locks"]] == ["CanNotDelete"]  # prod: backup.deleteLock
+    assert report["provenance"]["commit"] == "0123456789abcdef0123456789abcdef01234567"
+    assert report["provenance"]["updatedAt"] == doc["deployment"]["manifest"]["time"]
+    assert "| Program commit | 0123456789abcdef0123456789abcdef01234567 |" in md
+    assert report["retiredClinics"] == {"ids": [], "stillPresent": [], "recorded": True}
+    _, dev_report, dev_md = run_audit(tmp_path / "dev", dev_export)
+    assert dev_report is not None
+    assert dev_report["retiredClinics"]["ids"] == ["test-old-clinic"]  # tenants.dev.yaml retiredClinicIds
+    assert dev_report["retention"]["locks"] == []  # dev: no delete lock
+    assert "`test-old-clinic`" in dev_md
+
+
+def test_an_offline_export_records_the_commit_it_was_made_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    from tests.orca_test_support import PROJECT_DIR
+
+    monkeypatch.delenv("GITHUB_SHA", raising=False)
+    monkeypatch.delenv("ORCA_SOURCE_COMMIT", raising=False)
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"],  # noqa: S607
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    out = tmp_path / "export.json"
+    assert export_main(["--stack", "dev", "--out", str(out)]) == 0
+    stack = resources(json.loads(out.read_text()))[0]
+    assert stack["outputs"]["sourceCommit"] in (head, head + "+dirty")
+
+
+def test_backups_in_the_wrong_state_are_shown_as_such() -> None:
+    from tests.audit_support import k8s_view
+    from tools import audit_evidence
+
+    def cron(suspend: bool) -> Any:
+        return k8s_view("CronJob", "orca-dumps", api="batch/v1", spec={"schedule": "30 1 * * *", "suspend": suspend})
+
+    assert [b["state"] for b in audit_evidence.backup_evidence([cron(False)], "suspended")] == [
+        "RUNNING although the clinic is suspended"
+    ]
+    assert [b["expected"] for b in audit_evidence.backup_evidence([cron(True)], "active")] == [False]
+
+
+DUMP = "daily/c1/x.dump"
+
+
+def test_restores_are_listed_with_their_sources() -> None:
+    from tests.audit_support import k8s_view
+    from tools import audit_evidence
+
+    labels = {"orca-platform.io/clinic": "c1", "orca-platform.io/data": "clinic"}
+    from_snapshot = k8s_view(
+        "PersistentVolumeClaim",
+        "orca-state-r1",
+        labels=labels,
+        spec={"dataSource": {"kind": "VolumeSnapshot", "name": "orca-state-20261124183000"}},
+    )
+    from_dump = k8s_view(
+        "Job",
+        "orca-restore-r2",
+        api="batch/v1",
+        spec={
+            "template": {
+                "spec": {"initContainers": [{"name": "fetch", "env": [{"name": "DUMP", "value": "daily/c1/x.dump"}]}]}
+            }
+        },
+    )
+    found = audit_evidence.restore_evidence([from_snapshot, from_dump], in_use="orca-state-r2")
+    assert found == [
+        {"claim": "orca-state-r1", "from": "snapshot", "source": "orca-state-20261124183000", "inUse": False},
+        {"claim": "orca-state-r2", "from": "dump", "source": DUMP, "inUse": True},
+    ]
+
+
+def test_the_report_says_what_changed_since_the_previous_one(prod_export: dict[str, Any], tmp_path: Path) -> None:
+    (tmp_path / "before").mkdir()
+    run_audit(tmp_path / "before", prod_export)
+    previous = tmp_path / "before" / "report" / "audit-report.json"
+    doc = json.loads(json.dumps(prod_export))
+    # kaede-ganka leaves the stack; aoba-seikei gets a new image.
+    doc["deployment"]["resources"] = [
+        r
+        for r in resources(doc)
+        if "kaede-ganka" not in r["urn"] and "orca-kaede-ganka" not in json.dumps(r.get("inputs"))
+    ]
+    dep = next(
+        r for r in k8s_resources(doc, "Deployment") if r["inputs"]["metadata"]["namespace"] == "orca-aoba-seikei"
+    )
+    for part in ("inputs", "outputs"):
+        dep[part]["spec"]["template"]["spec"]["containers"][0]["image"] = "acr.azurecr.io/orca/jma-receipt:5.3.0-1"
+    (tmp_path / "after").mkdir()
+    _, report, md = run_audit(tmp_path / "after", doc, "--previous", str(previous))
+    assert report is not None
+    changes = report["changes"]
+    assert changes["clinicsRemoved"] == ["kaede-ganka"] and changes["clinicsAdded"] == []
+    assert [d["field"] for d in changes["clinicsChanged"]["aoba-seikei"]] == ["image"]
+    assert changes["clinicsChanged"]["aoba-seikei"][0]["after"] == ["acr.azurecr.io/orca/jma-receipt:5.3.0-1"]
+    assert set(changes["clinicsChanged"]) == {"aoba-seikei"}
+    assert changes["previousReport"]["exportSha256"] == json.loads(previous.read_text())["export"]["sha256"]
+    assert "## Changes since the previous report" in md and "Clinics removed: kaede-ganka" in md
+
+
+def test_a_previous_file_that_is_not_a_report_is_refused(dev_export: dict[str, Any], tmp_path: Path) -> None:
+    bogus = dump({"hello": "world"}, tmp_path / "not-a-report.json")
+    status, report, _ = run_audit(tmp_path, dev_export, "--previous", str(bogus))
+    assert status == 2 and report is None

@@ -3,8 +3,11 @@
     python -m tools.audit --export FILE|- --out DIR [--archive s3://bucket/prefix --retention-years 5]
 
 Writes DIR/audit-report.md and DIR/audit-report.json: one row per clinic (namespace, FQDN, private IP, volume size
-and class, protected, retained, image), the platform's public endpoints, every rule violation and notes on what
-the export could not tell. With --archive, the export and both reports go to S3 under Object Lock (tools/archive.py).
+and class, protected, retained, image) with its evidence (backup schedules and their state, snapshots kept, where
+dumps go, source ranges and VPN site, restores and their sources: tools/audit_evidence.py), the archives' retention
+and locks, retired clinics, the program commit and update time, the platform's public endpoints, every rule
+violation and notes on what the export could not tell. With --previous REPORT.json, also what changed since.
+With --archive, the export and both reports go to S3 under Object Lock (tools/archive.py).
 
 Refuses an export made with --show-secrets (decrypted secrets must not be filed with audit evidence). Reads older
 deployment versions, checkpoint files and half-finished updates (pending operations) with a note, not a crash.
@@ -50,6 +53,7 @@ from orca_platform.rules import (
     pod_spec,
     truthy,
 )
+from tools import audit_evidence
 from tools.archive import ArchiveError, Item, archive, parse_s3_url, retain_until
 
 REPORT_SCHEMA = "orca-platform/audit-report/v1"
@@ -409,7 +413,11 @@ def vpn_sites(views: Sequence[ResourceView]) -> list[dict[str, Any]]:
 
 
 def build_report(
-    loaded: LoadedExport, ctx: RuleContext | None = None, *, now: datetime | None = None
+    loaded: LoadedExport,
+    ctx: RuleContext | None = None,
+    *,
+    now: datetime | None = None,
+    previous: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], list[Violation]]:
     base = ctx or RuleContext()
     full = base.for_stack(loaded.views)
@@ -426,6 +434,11 @@ def build_report(
         )
     endpoints = public_endpoints(loaded.views)
     acknowledgements = acknowledgement_rows(loaded.views, loaded.notes)
+    # Evidence (tools/audit_evidence.py): backups and their state, access, restores; retention, retired, provenance.
+    sites = audit_evidence.vpn_site_list(loaded.views)
+    for row in rows:
+        mine = [v for v in loaded.views if v.is_kubernetes and v.namespace == row["namespace"]]
+        row["evidence"] = audit_evidence.clinic_evidence(mine, row, sites)
     report: dict[str, Any] = {
         "schema": REPORT_SCHEMA,
         "generatedAt": (now or datetime.now(UTC)).isoformat().replace("+00:00", "Z"),
@@ -452,12 +465,17 @@ def build_report(
         "publicEndpoints": endpoints,
         "vpnSites": vpn_sites(loaded.views),
         "violations": [v.to_dict() for v in violations],
+        "retention": audit_evidence.retention_evidence(loaded.views),
+        "retiredClinics": audit_evidence.retired(loaded.views, [r["clinic"] for r in rows]),
+        "provenance": audit_evidence.provenance(loaded.views, loaded.manifest),
         "notes": list(loaded.notes),
         "rules": [
             {"id": r.id, "title": r.title, "enforcement": r.enforcement.value, "scope": r.scope, "why": r.why}
             for r in RULES
         ],
     }
+    if previous is not None:
+        report["changes"] = audit_evidence.changes_since(previous, report)
     return report, violations
 
 
@@ -500,6 +518,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                 ["Export", e["source"]],
                 ["Export SHA-256", f"`{e['sha256']}`"],
                 ["Last update", e["updatedAt"] or "unknown"],
+                ["Program commit", (report.get("provenance") or {}).get("commit") or "unknown"],
                 ["Engine", e["engine"] or "unknown"],
                 ["Deployment version", e["deploymentVersion"]],
                 ["Resources", e["resources"]],
@@ -569,6 +588,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             if report["acknowledgements"]
             else ["None."]
         )
+    out += audit_evidence.render(report)
     out += ["", "## Public endpoints", ""]
     if report["publicEndpoints"]:
         out += _table(
@@ -618,6 +638,17 @@ def _read(source: str) -> bytes:
         raise AuditInputError(f"cannot read {source}: {exc.strerror or exc}") from None
 
 
+def load_previous(path: str) -> dict[str, Any]:
+    """The JSON of an earlier audit report, to compare with."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise AuditInputError(f"cannot read the previous report {path}: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("schema") != REPORT_SCHEMA:
+        raise AuditInputError(f"{path} is not an audit-report.json of this audit ({REPORT_SCHEMA})")
+    return doc
+
+
 def main(argv: list[str] | None = None, *, now: datetime | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--export", required=True, help="the JSON of `pulumi stack export`; '-' reads standard input")
@@ -639,6 +670,7 @@ def main(argv: list[str] | None = None, *, now: datetime | None = None) -> int:
     ap.add_argument("--archive", default="", help="s3://bucket/prefix: archive export and reports under Object Lock")
     ap.add_argument("--retention-years", type=int, default=5, help="Object Lock retention (compliance mode)")
     ap.add_argument("--s3-endpoint-url", default=None, help="S3-compatible endpoint (default: $AWS_ENDPOINT_URL)")
+    ap.add_argument("--previous", default="", help="the audit-report.json of the previous audit: report what changed")
     ap.add_argument(
         "--fail-on",
         choices=("any", "mandatory"),
@@ -659,6 +691,7 @@ def main(argv: list[str] | None = None, *, now: datetime | None = None) -> int:
     try:
         data = _read(args.export)
         loaded = load_export(data, source)
+        previous = load_previous(args.previous) if args.previous else None
     except AuditInputError as exc:
         print(f"audit refused: {exc}", file=sys.stderr)
         return EXIT_REFUSED
@@ -669,7 +702,7 @@ def main(argv: list[str] | None = None, *, now: datetime | None = None) -> int:
         allowed_registries=tuple(args.allowed_registry),
         records_retention_years=args.records_retention_years,
     )
-    report, violations = build_report(loaded, ctx, now=now)
+    report, violations = build_report(loaded, ctx, now=now, previous=previous)
     out = Path(args.out) if args.out else Path("build") / "audit" / (loaded.stack or "stack")
     markdown = render_markdown(report)
     as_json = json.dumps(report, indent=2, ensure_ascii=False) + "\n"

@@ -10,6 +10,8 @@ then
              share one, and VPN ranges that serve no clinic are noted (tools/admission.py).
   shell      shellcheck over every embedded script: ConfigMap *.sh entries and `sh -c` container commands, hooks
              and probes (tools/shell_scripts.py).
+  alerts     every rendered Prometheus rule group, as a Prometheus rule file, through `promtool check rules`
+             (Debian's prometheus package: `make deb-promtool`), and within Azure's rules-per-group limit.
 Then one checkov run over every stack's objects (tools/scan.py, skips in tools/checkov-skips.yaml).
 Prints a short summary per check; exits 1 on any finding, 2 when a stack cannot be rendered at all.
 """
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import subprocess
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -27,17 +31,20 @@ from typing import Any
 
 import yaml
 
-from orca_platform import naming
+from orca_platform import alerts, naming
 from orca_platform.config_file import settings_from_config
 from orca_platform.settings import Settings
 from orca_platform.tenants import load_tenants
 from tools import admission, isolation, kube_schema, scan, shell_scripts
-from tools.offline import PROJECT_DIR, Run, run_program, stack_config
-from tools.synth import write
+from tools.offline import PROJECT_DIR, Run, redact, run_program, stack_config
+from tools.synth import integral, write
 
 RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 INGRESS_ROLE = (naming.ROLE_LABEL, "ingress")  # what the controller's pods carry (README, "Isolation")
 URN_HEADER = "# pulumi urn: "
+RULE_GROUP_TYPE = "azure-native:alertsmanagement:PrometheusRuleGroup"
+# Azure Monitor service limits, Prometheus metrics: at most 20 rules per rule group.
+MAX_RULES_PER_GROUP = 20
 
 
 @dataclass
@@ -205,6 +212,29 @@ def group_by_pod(messages: Sequence[str]) -> list[str]:
     return out
 
 
+def check_alerts(run: Run, folder: Path, promtool: str) -> tuple[list[str], str]:
+    """The rendered rule groups as a Prometheus rule file, checked by promtool (syntax, functions, templates)."""
+    groups = [integral(redact(r.inputs)) for r in run.by_type(RULE_GROUP_TYPE)]
+    if not groups:
+        return ["alerts: no Prometheus rule group is rendered"], "alerts    no rule group rendered"
+    path = folder / "prometheus-rules.yaml"
+    path.write_text(yaml.safe_dump(alerts.rule_file(groups), sort_keys=False, allow_unicode=True), encoding="utf-8")
+    findings = [
+        f"alerts: rule group {g['ruleGroupName']} has {len(g['rules'])} rules; Azure allows {MAX_RULES_PER_GROUP}"
+        for g in groups
+        if len(g.get("rules") or []) > MAX_RULES_PER_GROUP
+    ]
+    done = subprocess.run(  # noqa: S603 - promtool with a file we just wrote
+        [promtool, "check", "rules", str(path)], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        output = (done.stdout + done.stderr).strip().splitlines()
+        findings += [f"alerts: promtool: {line.strip()}" for line in output if line.strip()]
+    rules = sum(len(g.get("rules") or []) for g in groups)
+    verdict = "passed" if done.returncode == 0 else "FAILED"
+    return findings, f"alerts    promtool check rules: {rules} rules in {len(groups)} groups {verdict} ({path.name})"
+
+
 class RenderError(Exception):
     """The program stopped before registering its resources (bad config or tenants)."""
 
@@ -216,6 +246,7 @@ def check_stack(
     do_isolation: bool,
     rendered: Path | None = None,
     do_shell: bool = False,
+    promtool: str = "",
 ) -> tuple[StackResult, Path]:
     """Render the stack (or, with `rendered`, check objects already written there, edited or not) and check them."""
     result = StackResult(stack)
@@ -246,6 +277,10 @@ def check_stack(
         findings, line = check_shell(objects)
         result.findings += findings
         result.lines.append(line)
+    if promtool:
+        findings, line = check_alerts(run, folder, promtool)
+        result.findings += findings
+        result.lines.append(line)
     return result, folder / "k8s"
 
 
@@ -267,12 +302,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stacks", nargs="+", default=["dev", "prod"])
     ap.add_argument("--out", default=str(PROJECT_DIR / "build" / "checks"))
     ap.add_argument("--scan-python", default="", help="python of the scan virtualenv (checkov); empty: no scan")
-    ap.add_argument(
-        "--only",
-        nargs="+",
-        choices=["schema", "scan", "isolation", "shell"],
-        default=["schema", "scan", "isolation", "shell"],
-    )
+    ap.add_argument("--promtool", default="promtool", help="promtool for the alerts check (make deb-promtool)")
+    checks = ["schema", "scan", "isolation", "shell", "alerts"]
+    ap.add_argument("--only", nargs="+", choices=checks, default=checks)
     ap.add_argument(
         "--rendered",
         default="",
@@ -283,6 +315,12 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --rendered takes exactly one stack", file=sys.stderr)
         return 2
     out = Path(args.out)
+    promtool = ""
+    if "alerts" in args.only:
+        promtool = shutil.which(args.promtool) or ""
+        if not promtool:
+            print(f"error: {args.promtool} not found: `make deb-promtool` installs it", file=sys.stderr)
+            return 2
     findings: list[str] = []
     folders: list[Path] = []
     for stack in args.stacks:
@@ -294,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
                 "isolation" in args.only,
                 Path(args.rendered) if args.rendered else None,
                 "shell" in args.only,
+                promtool,
             )
         except RenderError as exc:
             print(f"== {stack}: cannot render the stack: {exc}", file=sys.stderr)

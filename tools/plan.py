@@ -14,22 +14,26 @@ from orca_platform.errors import InputError
 from orca_platform.settings import Settings
 from orca_platform.stack_plan import plan_stack
 from orca_platform.tenants import TenantsFile, load_tenants
+from tools.cli import run
+from tools.plan_chart import write_chart
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+# (heading, width); GROUPS label runs of columns on a line above the headings.
 COLUMNS = (
-    ("node size", 17),
+    ("VM size", 17),
     ("storage", 16),
     ("cpu", 4),
-    ("mem", 4),
+    ("memory", 6),
     ("pods", 4),
     ("disks", 5),
     ("per node", 8),
-    ("binding", 10),
+    ("binding limit", 13),
     ("nodes", 5),
-    ("$/clinic at density", 19),
-    ("$/clinic now", 12),
-    ("", 6),
+    ("at density", 10),
+    ("now", 8),
+    ("", 7),
 )
+GROUPS = ((2, 6, "clinics per node by"), (9, 11, "$ per clinic-month"))
 
 
 def _row(r: NodeFit) -> list[str]:
@@ -50,16 +54,30 @@ def _row(r: NodeFit) -> list[str]:
         str(r.nodes),
         usd(r.per_clinic_at_density_usd),
         usd(r.per_clinic_monthly_usd),
-        "<- used" if r.used_by_stack else "",
+        "<- this stack" if r.used_by_stack else "",
     ]
 
 
 def render_table(rows: list[NodeFit], target: int) -> str:
-    lines = ["  ".join(name.ljust(width) for name, width in COLUMNS).rstrip()]
+    """Priced rows only, the stack's own row first (priced or not), then by cost at density."""
+    shown = [r for r in rows if r.used_by_stack] + sorted(
+        (r for r in rows if not r.used_by_stack and r.per_clinic_at_density_usd is not None),
+        key=lambda r: (r.per_node < target, r.per_clinic_at_density_usd or 0.0, r.vcpu),
+    )
+    starts = [sum(w + 2 for _, w in COLUMNS[:i]) for i in range(len(COLUMNS))]
+    groups = ""
+    for first, last, label in GROUPS:
+        span = starts[last] - starts[first] - 2
+        groups = groups.ljust(starts[first]) + label.center(span, "-")
+    lines = [groups.rstrip(), "  ".join(name.ljust(width) for name, width in COLUMNS).rstrip()]
     lines.append("  ".join("-" * width for _, width in COLUMNS[:-1]))
-    for r in sorted(rows, key=lambda r: (r.per_node < target, r.per_clinic_at_density_usd or 1e9, r.vcpu)):
+    for r in shown:
         lines.append("  ".join(v.ljust(w) for v, (_, w) in zip(_row(r), COLUMNS, strict=True)).rstrip())
     return "\n".join(lines)
+
+
+def unpriced(rows: list[NodeFit]) -> list[NodeFit]:
+    return [r for r in rows if r.per_clinic_at_density_usd is None and not r.used_by_stack]
 
 
 def load(stack: str, tenants_override: str) -> tuple[Settings, TenantsFile, str, str]:
@@ -76,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stack", default="dev")
     ap.add_argument("--tenants", default="")
     ap.add_argument("--json", default="", help="where to write the JSON (default build/plan/<stack>.json)")
+    ap.add_argument("--chart", default="", help="where to draw the nodes as SVG (default build/plan/<stack>.svg)")
     args = ap.parse_args(argv)
     catalogue = load_catalogue()
     try:
@@ -94,8 +113,15 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "at density = node price / clinics per node + storage; now = (node price x nodes incl. spare + storage) / "
         f"clinics; '+' = ZRS priced at the LRS figure (a lower bound); prices as of {catalogue.as_of} "
-        "(orca_platform/catalogue.yaml); n/a = no price in the facts"
+        "(orca_platform/catalogue.yaml)"
     )
+    hidden = unpriced(rows)
+    if hidden:
+        sizes = sorted({r.vm_size for r in hidden})
+        print(
+            f"{len(hidden)} rows without a price not shown ({', '.join(sizes)}): "
+            "price them with capacity.nodePrices to compare; build/plan/<stack>.json has every row"
+        )
     out = Path(args.json) if args.json else PROJECT_DIR / "build" / "plan" / f"{args.stack}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -106,13 +132,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out.write_text(json.dumps(plan.as_dict(), indent=2) + "\n")
+    chart = write_chart(
+        settings, tenants, catalogue, plan, args.stack, Path(args.chart) if args.chart else out.with_suffix(".svg")
+    )
     c = plan.chosen
     print(
         f"stack uses {c.vm_size} + {c.storage}: {c.per_node} clinics per node (binding: {c.binding}); "
-        f"orca pool minCount {plan.pool_min_count}, maxCount {plan.pool_max_count}, maxPods {plan.max_pods} -> {out}"
+        f"orca pool minCount {plan.pool_min_count}, maxCount {plan.pool_max_count}, maxPods {plan.max_pods} -> {out}, "
+        f"{chart}"
     )
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

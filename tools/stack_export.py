@@ -21,7 +21,9 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import secrets
+import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Mapping
@@ -225,6 +227,19 @@ def build_export(
     }
 
 
+def working_tree_commit(project: Path = PROJECT_DIR) -> str:
+    """HEAD of the checkout, '+dirty' when it has uncommitted changes; '' outside git."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=project, capture_output=True, text=True, check=False)  # noqa: S603,S607
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    head = git("rev-parse", "HEAD")
+    if not head:
+        return ""
+    return head + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--stack", default="dev")
@@ -238,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    # The program records the commit it was run from (stack output sourceCommit), as `pulumi up` in CI does.
+    if not (os.environ.get("ORCA_SOURCE_COMMIT") or os.environ.get("GITHUB_SHA")):
+        os.environ["ORCA_SOURCE_COMMIT"] = working_tree_commit()
     try:
         run = run_program(args.stack, config)
     except Exception as exc:  # noqa: BLE001 - the program's RunError carries the user-facing message

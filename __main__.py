@@ -19,16 +19,16 @@ from components.backup_storage import BackupStorage, BackupStorageArgs
 from components.clinic_backup import BackupTarget
 from components.cluster import ORCA_POOL_LABEL, ORCA_POOL_VALUE
 from components.monitoring import Monitoring, MonitoringArgs
-from config import kubernetes_layer, load_deployment, source_commit
+from config import kubernetes_layer, load_deployment, load_stack_plan, source_commit
 from orca_platform import alerts, naming
 
-# Everything is validated, planned and compared with what the stack last deployed before the first resource (but the
-# StackReference that reads it) is registered, and a Kubernetes layer that this machine cannot reach stops the run
-# here, naming the setting (README, "First deployment").
-deployment = load_deployment()
-plan = deployment.plan
+# Before the first resource: the input validated and planned; a Kubernetes layer this machine cannot reach stops the
+# run, naming the setting (README, "First deployment"); then the plan compared with what the stack last deployed
+# (the StackReference that reads it is the one resource registered before a refusal).
+plan = load_stack_plan()
 s = plan.settings
 with_kubernetes = kubernetes_layer(s)
+deployment = load_deployment(plan)
 # Role assignment names are unique across the Entra tenant: every stack's seed includes its subscription.
 subscription_id = authorization.get_client_config().subscription_id
 env = s.environment.value

@@ -88,10 +88,9 @@ def read_previous_outputs() -> dict[str, Any]:
     return found
 
 
-def load_deployment() -> Deployment:
-    """Plan the stack, then compare it with what the stack last deployed; stop before any other resource on a
-    refused change. The StackReference is the one resource registered before that comparison."""
-    plan = load_stack_plan()
+def load_deployment(plan: StackPlan) -> Deployment:
+    """Compare the plan with what the stack last deployed; stop before any other resource on a refused change. The
+    StackReference is the one resource registered before that comparison."""
     config_source = f"Pulumi.{pulumi.get_stack()}.yaml"
     settings = plan.settings
     try:

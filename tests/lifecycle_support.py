@@ -87,7 +87,8 @@ def refusal(result: Attempt) -> str:
     assert result.error is not None, "the run was expected to be refused"
     assert isinstance(result.error, pulumi.RunError), f"expected a RunError, got {result.error!r}"
     types = [r.type for r in result.registered]
-    assert types == [STACK_REFERENCE], f"registered before the refusal: {[r.urn for r in result.registered]}"
+    # At most the StackReference that reads the history: input checks (prod floors) may refuse even before it.
+    assert types in ([STACK_REFERENCE], []), f"registered before the refusal: {[r.urn for r in result.registered]}"
     return str(result.error)
 
 

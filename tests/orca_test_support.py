@@ -158,8 +158,8 @@ def _capturing_monitor() -> Iterator[list[offline.RecordingMonitor]]:
 def attempt(
     stack: str,
     config: dict[str, str],
-    previous_outputs: offline.StackOutputs | None = None,
     world: offline.World | None = None,
+    previous_outputs: offline.StackOutputs | None = None,
 ) -> Attempt:
     """One run; `previous_outputs` is what the StackReference to the stack itself answers (None: a first update)."""
     with _capturing_monitor() as seen:

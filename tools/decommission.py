@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from orca_platform import backup_plan, naming
-from orca_platform.config_file import read_stack_file
+from orca_platform.config_file import read_stack_file, settings_from_config
 from orca_platform.errors import InputError
-from orca_platform.settings import Settings, parse_settings
+from orca_platform.settings import Settings
 from orca_platform.tenants import TenantsFile, load_tenants
 from tools.engine_urns import engine_urns, parse
 from tools.offline import PROJECT_DIR, Run, run_program, stack_config
@@ -305,8 +305,8 @@ def final_dump_job(job: dict[str, Any]) -> dict[str, Any]:
 # --- command line ----------------------------------------------------------------------------------------------------
 
 
-def _tenants(stack_raw: dict[str, Any], override: str) -> tuple[TenantsFile | None, str, str]:
-    name = override or str(stack_raw.get("tenantsFile") or "tenants.yaml")
+def _tenants(settings: Settings, override: str) -> tuple[TenantsFile | None, str, str]:
+    name = override or settings.tenants_file
     path = Path(name) if Path(name).is_absolute() else PROJECT_DIR / name
     return load_tenants(path, name), Path(name).name, str(path)
 
@@ -326,9 +326,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.clinic:
             raise DecommissionError("CLINIC=<id> is required: make decommission CLINIC=<id> STACK=<stack>")
         stack_file = PROJECT_DIR / f"Pulumi.{args.stack}.yaml"
-        raw = read_stack_file(stack_file)
-        settings = parse_settings(raw, stack_file.name)
-        tenants, tenants_name, tenants_path = _tenants(raw, args.tenants)
+        settings = settings_from_config(read_stack_file(stack_file), stack_file.name)
+        tenants, tenants_name, tenants_path = _tenants(settings, args.tenants)
         if tenants is not None and args.clinic in tenants.retired_clinic_ids:
             raise DecommissionError(f"clinic {args.clinic!r} is already retired (retiredClinicIds in {tenants_name})")
         if args.export:

@@ -319,8 +319,14 @@ def _shorter_retention() -> dict[str, Any]:
 
 def test_a_shorter_immutability_period_is_refused(dev_run: Run) -> None:
     after = run_program("dev", program_config("dev", backup=_shorter_retention()))
-    doc = preview(dev_run, after)
-    found = refused(doc)
+    # The program creates each WORM policy once and ignores later period changes (the provider cannot send the ETag
+    # an update needs, pulumi-azure-native#2156), and the stack history refuses a lowered retention before that. The
+    # gate is the last net should a policy's period change anyway: drop the ignore and the shrink is refused.
+    assert not refused(preview(dev_run, after))
+    for res in after.resources:
+        if res.name == "backup-daily-immutability":
+            res.ignore_changes = []
+    found = refused(preview(dev_run, after))
     assert [parse(u).name for u in found] == ["backup-daily-immutability"]
     assert "shrink from 7 to 5 days" in next(iter(found.values())).why
 

@@ -13,7 +13,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from .errors import InputError, problems_from_validation
 from .ipnets import is_internal
-from .tenants import Cidr, Cron, ImageRef, StorageStrategyName, Strict
+from .tenants import Cidr, Cron, FrontDoorMode, ImageRef, StorageSku, StorageStrategyName, Strict
 
 NAMESPACE = "orca-platform"
 
@@ -172,8 +172,36 @@ class Orca(Strict):
 
 
 class Storage(Strict):
+    # The default for clinics that pin nothing (tenants.yaml `storage` / `storageSku`). A clinic's volume never
+    # changes class, so a changed default must only meet new clinics: pin the existing ones first.
     strategy: StorageStrategyName
-    sku: Literal["Premium_LRS", "Premium_ZRS"] = "Premium_LRS"
+    sku: StorageSku = "Premium_LRS"
+
+
+class FrontDoor(Strict):
+    """How clinics are reached (orca_platform/front_door.py); per clinic `frontDoor` overrides the mode."""
+
+    mode: FrontDoorMode = FrontDoorMode.LOADBALANCER
+    # loadbalancer mode: PUSH (9400) only through the FQDN's /ws route, so each clinic costs one load-balancing rule
+    # on every node instead of two. Clients configured for ws://<ip>:9400 must move to ws://<fqdn>/ws first.
+    push_through_ingress: bool = False
+
+
+class SubscriptionReserve(Strict):
+    """What other stacks and people in the same subscription already use of its shared limits."""
+
+    role_assignments: Annotated[int, Field(ge=0, le=4000)] = 0
+    storage_accounts: Annotated[int, Field(ge=0, le=250)] = 0
+    management_writes_per_hour: Annotated[int, Field(ge=0, le=1200)] = 0
+
+
+class Scale(Strict):
+    """Budgets for the walls that are not published Azure limits (orca_platform/walls.py)."""
+
+    # The self-managed Pulumi backend rewrites the whole checkpoint at every step (pulumi/pulumi#10960): past this
+    # size an update spends its time uploading state. A chosen budget, not an Azure or Pulumi limit.
+    checkpoint_budget_mib: Annotated[int, Field(ge=1, le=4096)] = 64
+    subscription_reserve: SubscriptionReserve = SubscriptionReserve()
 
 
 class Resources(Strict):
@@ -198,6 +226,9 @@ class Backup(Strict):
     snapshot_schedule: Cron = "0 */6 * * *"
     snapshot_retention_count: Annotated[int, Field(ge=1, le=500)] = 28
     dump_schedule: Cron = "30 1 * * *"
+    # Each clinic's snapshots start at a stable offset (a hash of its id) within this many minutes after the stack's
+    # schedule, so that the storage management API is not asked for every snapshot in the same second. 0: no stagger.
+    snapshot_stagger_minutes: Annotated[int, Field(ge=0, le=1440)] = 60
     daily_retention_days: Annotated[int, Field(ge=1, le=3650)] = 35
     monthly_retention_days: Annotated[int, Field(ge=1, le=36500)] = 1825
     # Operator-built image with pg_dump/pg_restore (matching the server's major), azcopy and kubectl.
@@ -221,7 +252,9 @@ class Settings(Strict):
     ingress: Ingress
     orca: Orca
     storage: Storage
+    front_door: FrontDoor = FrontDoor()
     capacity: Capacity = Capacity()
+    scale: Scale = Scale()
     backup: Backup
 
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .addressing import network_problems, tenant_address_problems
-from .capacity import CapacityPlan, clinic_strategy, plan_capacity, storage_problems
+from .capacity import CapacityPlan, clinic_strategy, plan_capacity, reference_per_node, storage_problems
 from .catalogue import Catalogue, ClinicSize
 from .errors import InputError, Problem
+from .front_door import FrontDoorPlan, front_door_for
 from .naming import fqdn, namespace, record_name, state_pvc
+from .schedules import staggered
 from .settings import Settings
 from .storage import StorageStrategy, strategy
 from .tenants import Clinic, TenantsFile
+from .walls import Wall, all_walls, new_clinic, wall_problems
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class ClinicPlan:
     image: str
     dump_schedule: str
     snapshot_schedule: str
+    front_door: FrontDoorPlan
 
     @property
     def id(self) -> str:
@@ -43,11 +47,13 @@ class StackPlan:
     catalogue: Catalogue
     capacity: CapacityPlan
     clinics: tuple[ClinicPlan, ...]
+    # Every wall of the cluster, the stack and the subscription, none of the hard ones crossed.
+    walls: tuple[Wall, ...] = ()
 
     @property
     def storage_classes(self) -> tuple[StorageStrategy, ...]:
         """Every StorageClass the stack needs: its default plus any a clinic overrides to."""
-        default = strategy(self.settings.storage.strategy, self.settings.storage.sku)
+        default = strategy(self.settings.storage.strategy, self.settings.storage.sku, self.catalogue)
         found = {default.storage_class: default}
         for c in self.clinics:
             found.setdefault(c.storage.storage_class, c.storage)
@@ -81,12 +87,37 @@ def _name_problems(settings: Settings, tenants: TenantsFile, source: str) -> lis
     return problems
 
 
+def _front_door_problems(settings: Settings, tenants: TenantsFile, source: str) -> list[Problem]:
+    """A fixed private IP belongs to a clinic's own load balancer, which an ingress-only clinic does not have."""
+    return [
+        Problem(
+            source,
+            "privateIp",
+            f"is set, but the clinic's front door is ingress-only: it has no load balancer of its own and is reached "
+            f"at the ingress controller's {settings.ingress.private_ip}. Remove privateIp, or pin frontDoor: "
+            "loadbalancer",
+            c.id,
+        )
+        for c in tenants.clinics
+        if c.private_ip is not None and not front_door_for(c, settings).load_balancer
+    ]
+
+
 def plan_stack(
-    settings: Settings, tenants: TenantsFile, catalogue: Catalogue, tenants_source: str, config_source: str
+    settings: Settings,
+    tenants: TenantsFile,
+    catalogue: Catalogue,
+    tenants_source: str,
+    config_source: str,
+    *,
+    enforce_walls: bool = True,
 ) -> StackPlan:
-    """Check the settings and clinics against each other, then plan. Raises InputError listing every problem."""
-    problems = network_problems(settings, config_source, clinics_with_ilb=len(tenants.clinics))
+    """Check the settings and clinics against each other, then plan. Raises InputError listing every problem.
+    enforce_walls=False returns a plan whose walls may be crossed (`make plan` shows them, then fails)."""
+    with_ilb = sum(1 for c in tenants.clinics if front_door_for(c, settings).load_balancer)
+    problems = network_problems(settings, config_source, clinics_with_ilb=with_ilb)
     problems += tenant_address_problems(settings, tenants, tenants_source)
+    problems += _front_door_problems(settings, tenants, tenants_source)
     problems += _size_problems(tenants, catalogue, tenants_source)
     problems += _name_problems(settings, tenants, tenants_source)
     problems += storage_problems(settings, tenants, tenants_source, config_source)
@@ -96,8 +127,9 @@ def plan_stack(
     backup = settings.backup
     clinics = []
     for c in tenants.clinics:
-        store = clinic_strategy(c, settings)
+        store = clinic_strategy(c, settings, catalogue)
         host = fqdn(c, settings)
+        own_snapshots = c.backup and c.backup.snapshot_schedule
         clinics.append(
             ClinicPlan(
                 clinic=c,
@@ -110,7 +142,17 @@ def plan_stack(
                 pvc_name=state_pvc(c),
                 image=c.image or settings.orca.image,
                 dump_schedule=(c.backup and c.backup.dump_schedule) or backup.dump_schedule,
-                snapshot_schedule=(c.backup and c.backup.snapshot_schedule) or backup.snapshot_schedule,
+                # An explicit override is the operator's choice; the stack's schedule is staggered per clinic.
+                snapshot_schedule=own_snapshots
+                or staggered(backup.snapshot_schedule, c.id, backup.snapshot_stagger_minutes),
+                front_door=front_door_for(c, settings),
             )
         )
-    return StackPlan(settings=settings, catalogue=catalogue, capacity=capacity, clinics=tuple(clinics))
+    new = new_clinic(settings, catalogue, reference_per_node(settings, catalogue))
+    walls = all_walls(settings, clinics, catalogue, new, capacity.chosen.nodes_all_resumed)
+    problems = wall_problems(walls, config_source)
+    if problems and enforce_walls:
+        raise InputError(problems)
+    return StackPlan(
+        settings=settings, catalogue=catalogue, capacity=capacity, clinics=tuple(clinics), walls=tuple(walls)
+    )

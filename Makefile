@@ -11,12 +11,13 @@ OUT ?= build/synth/$(STACK)
 EXPORT ?= build/synth/$(STACK)/stack-export.json
 REPORT ?= build/audit/$(STACK)
 
-.PHONY: help venv scan-venv policy-venv test lint typecheck unit checks synth synth-all plan export audit audit-samples bench clean
+.PHONY: help venv scan-venv policy-venv test lint typecheck unit checks synth synth-all plan plan-readme export audit audit-samples bench clean
 
 help:
 	@echo "make test                           lint, type-check, unit tests and offline checks (what CI runs)"
 	@echo "make synth  [STACK= TENANTS= OUT=]  run the program offline and write what it would create"
-	@echo "make plan   [STACK= TENANTS=]       density and cost table for the stack's clinics"
+	@echo "make plan   [STACK= TENANTS= COMMITMENT=1y|3y]  density, all-in cost per clinic, headroom to every wall"
+	@echo "make plan-readme                    regenerate the planner's figures in README.md and docs/scale.md"
 	@echo "make export [STACK=]                a stack export (deployment v3) of the offline run, for audits"
 	@echo "make audit  EXPORT=file [REPORT=dir] [ARCHIVE=s3://bucket/prefix] [RETENTION=years]  audit a 'pulumi stack export'"
 	@echo "make audit-samples                  export and audit both sample stacks (must find no violation)"
@@ -61,7 +62,7 @@ unit: venv scan-venv
 
 # Schema validation, security scan and isolation proof over both sample stacks.
 checks: venv scan-venv
-	$(PY) -m tools.checks --stacks dev prod --scan-python $(SCAN_VENV)/bin/python
+	$(PY) -m tools.checks --stacks dev prod dev+ingress-only --scan-python $(SCAN_VENV)/bin/python
 
 test: lint typecheck unit checks
 
@@ -73,7 +74,10 @@ synth-all: venv
 	$(MAKE) synth STACK=prod OUT=build/synth/prod
 
 plan: venv
-	$(PY) -m tools.plan --stack $(STACK) $(if $(TENANTS),--tenants $(TENANTS))
+	$(PY) -m tools.plan --stack $(STACK) $(if $(TENANTS),--tenants $(TENANTS)) $(if $(COMMITMENT),--commitment $(COMMITMENT))
+
+plan-readme: venv
+	$(PY) -m tools.plan_docs
 
 export: venv
 	$(PY) -m tools.stack_export --stack $(STACK) --out $(EXPORT)

@@ -31,6 +31,7 @@ from tools.offline import PROJECT_DIR, Run, run_program, stack_config
 from tools.synth import write
 
 RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
+VARIANTS = Path(__file__).resolve().parent / "check_variants"
 INGRESS_ROLE = (naming.ROLE_LABEL, "ingress")  # what the controller's pods carry (README, "Isolation")
 URN_HEADER = "# pulumi urn: "
 
@@ -140,10 +141,67 @@ def controller_labels(objects: Sequence[Rendered], facts: isolation.Facts) -> li
     return findings
 
 
+def allow_lists(objects: Sequence[Rendered], facts: isolation.Facts) -> list[str]:
+    """The front doors' own allow-lists, which NetworkPolicies cannot express: every clinic Ingress names an NGINX
+    Policy of its namespace allowing only (and some of) the clinic's sourceCidrs, and every clinic LoadBalancer admits
+    only them. Through the shared ingress controller this Policy is all that keeps one clinic's staff (whose VPN
+    carries every site's ranges) from another clinic's FQDN."""
+    findings = []
+    by_ns: dict[str, list[dict[str, Any]]] = {}
+    for o in objects:
+        ns = (o.doc.get("metadata") or {}).get("namespace")
+        if ns:
+            by_ns.setdefault(ns, []).append(o.doc)
+    for ns, docs in sorted(by_ns.items()):
+        clinic = next(
+            (
+                d["metadata"]["labels"][facts.clinic_label]
+                for d in docs
+                if facts.clinic_label in (d["metadata"].get("labels") or {})
+            ),
+            None,
+        )
+        if clinic is None:
+            continue
+        own = set(facts.source_cidrs.get(clinic, ()))
+        policies = {
+            d["metadata"]["name"]: d
+            for d in docs
+            if d.get("kind") == "Policy" and "k8s.nginx.org" in str(d.get("apiVersion"))
+        }
+        for d in docs:
+            name = f"{ns}/{d.get('kind')}/{d['metadata'].get('name')}"
+            if d.get("kind") == "Ingress":
+                named = [
+                    p.strip()
+                    for p in str((d["metadata"].get("annotations") or {}).get("nginx.org/policies", "")).split(",")
+                    if p.strip()
+                ]
+                allowed = [
+                    set(((policies[p].get("spec") or {}).get("accessControl") or {}).get("allow") or [])
+                    for p in named
+                    if p in policies
+                ]
+                if not any(allowed):
+                    findings.append(f"isolation: {name} names no NGINX Policy of its namespace with an allow-list")
+                for extra in (a - own for a in allowed):
+                    if extra:
+                        findings.append(
+                            f"isolation: {name} allows {sorted(extra)}, outside clinic {clinic}'s sourceCidrs"
+                        )
+            elif d.get("kind") == "Service" and (d.get("spec") or {}).get("type") == "LoadBalancer":
+                ranges = set((d.get("spec") or {}).get("loadBalancerSourceRanges") or [])
+                if not ranges or ranges - own:
+                    admits = sorted(ranges) or "every source"
+                    findings.append(f"isolation: {name} admits {admits}, not clinic {clinic}'s sourceCidrs")
+    return findings
+
+
 def check_isolation(objects: Sequence[Rendered], facts: isolation.Facts) -> tuple[list[str], list[str]]:
     docs = [o.doc for o in objects if not o.type_token.startswith("kubernetes:helm.sh/")]
     report = isolation.prove_isolation(docs, facts)
     findings = [f"isolation: {f}" for f in report.findings] + controller_labels(objects, facts)
+    findings += allow_lists(objects, facts)
     reading = "ipBlock matches pod addresses" if facts.ipblock_selects_pods else "ipBlock never matches pods (Cilium)"
     lines = [
         f"isolation {len(report.summary)} clinic namespaces, {report.pairs_checked} cross-clinic connections "
@@ -172,18 +230,29 @@ class RenderError(Exception):
     """The program stopped before registering its resources (bad config or tenants)."""
 
 
-def check_stack(stack: str, out: Path, do_schema: bool, do_isolation: bool) -> tuple[StackResult, Path]:
-    result = StackResult(stack)
-    config = stack_config(stack)
+def variant_config(spec: str) -> tuple[str, dict[str, str]]:
+    """'dev' is the dev stack as it is; 'dev+<name>' is dev with tools/check_variants/<name>.yaml laid over it."""
+    stack, _, variant = spec.partition("+")
+    if not variant:
+        return stack, stack_config(stack)
+    doc = yaml.safe_load((VARIANTS / f"{variant}.yaml").read_text(encoding="utf-8"))
+    if doc.get("stack") != stack:
+        raise RenderError(f"variant {variant} is of stack {doc.get('stack')}, not {stack}")
+    return stack, stack_config(stack, overrides=doc.get("config") or {})
+
+
+def check_stack(spec: str, out: Path, do_schema: bool, do_isolation: bool) -> tuple[StackResult, Path]:
+    result = StackResult(spec)
+    stack, config = variant_config(spec)
     try:
         settings = stack_settings(config, stack)
         run = run_program(stack, config)
     except Exception as exc:  # the program's RunError carries the user-facing message
         raise RenderError(str(exc).split("RunError: ", 1)[-1]) from exc
-    folder = out / stack
+    folder = out / spec
     counts = write(run, folder)
     objects = read_rendered(folder)
-    result.lines.append(f"== {stack}: {counts['kubernetes']} Kubernetes objects rendered to {folder}")
+    result.lines.append(f"== {spec}: {counts['kubernetes']} Kubernetes objects rendered to {folder}")
     if do_schema:
         findings, line = check_schema(objects, settings.cluster.kubernetes_version, folder)
         result.findings += findings

@@ -119,19 +119,29 @@ def pack(demands: list[Demand], cpu_m: float, memory_mib: float, pods: int, disk
     The scheduler places real pods, not an average clinic: mixed sizes fragment, and an average can promise
     fewer nodes than the clinics need. None when one clinic alone does not fit on an empty node.
     """
-    free: list[list[float]] = []  # per node: cpu, memory, pod slots, disk slots left
+    ordered = sorted(demands, key=lambda d: (d.cpu_m, d.memory_mib), reverse=True)
+    if not ordered:
+        return 0
+    # A node that cannot take the smallest demand left never takes another: drop it from the scan (same result,
+    # linear instead of quadratic in clinics for a full pool).
+    smallest = [min(d.cpu_m for d in ordered), min(d.memory_mib for d in ordered), 1.0, 0.0]
     fresh = [cpu_m, memory_mib, float(pods), float("inf") if disks is None else float(disks)]
-    for d in sorted(demands, key=lambda d: (d.cpu_m, d.memory_mib), reverse=True):
+    open_nodes: list[list[float]] = []  # per node: cpu, memory, pod slots, disk slots left
+    count = 0
+    for d in ordered:
         need = [d.cpu_m, d.memory_mib, 1.0, 1.0 if d.disk else 0.0]
-        node = next((n for n in free if all(left >= want for left, want in zip(n, need, strict=True))), None)
+        node = next((n for n in open_nodes if all(left >= want for left, want in zip(n, need, strict=True))), None)
         if node is None:
             if not all(left >= want for left, want in zip(fresh, need, strict=True)):
                 return None
             node = list(fresh)
-            free.append(node)
+            open_nodes.append(node)
+            count += 1
         for i, want in enumerate(need):
             node[i] -= want
-    return len(free)
+        if not all(left >= want for left, want in zip(node, smallest, strict=True)):
+            open_nodes.remove(node)
+    return count
 
 
 def _pinned_or(
@@ -172,13 +182,15 @@ def fit(
         else strategy(default_storage, settings.storage.sku, catalogue)
     )
     # The per-node figures describe the clinics' mix, suspended ones included (they come back); the node counts
-    # below place only the clinics that have a pod.
+    # below place only the clinics that have a pod. One pass over the clinics: this runs for every row.
     n = len(clinics)
-    sizes = [catalogue.clinic_sizes[c.size] for c in clinics]
-    avg_cpu = sum(s.cpu_request_m for s in sizes) / n
-    avg_mem_mib = sum(s.memory_request_bytes for s in sizes) / n / MIB
+    classes = {
+        name: (size.cpu_request_m, size.memory_request_bytes / MIB) for name, size in catalogue.clinic_sizes.items()
+    }
     strategies = [_pinned_or(default, c, settings, catalogue, pins) for c in clinics]
-    disk_share = sum(1 for s in strategies if s.attaches_per_volume) / n
+    avg_cpu = sum(classes[c.size][0] for c in clinics) / n
+    avg_mem_mib = sum(classes[c.size][1] for c in clinics) / n
+    disk_share = sum(1 for st in strategies if st.attaches_per_volume) / n
 
     by_cpu = max(int(cpu_free // avg_cpu), 0)
     by_memory = max(int(mem_free_mib // avg_mem_mib), 0)
@@ -190,33 +202,29 @@ def fit(
     binding = min(limits, key=lambda k: (limits[k], k != "data disks"))
     per_node = limits[binding]
 
-    def nodes_for(group: list[Clinic]) -> int:
-        demands = [
-            Demand(
-                catalogue.clinic_sizes[c.size].cpu_request_m,
-                catalogue.clinic_sizes[c.size].memory_request_bytes / MIB,
-                _pinned_or(default, c, settings, catalogue, pins).attaches_per_volume,
-            )
-            for c in group
-        ]
-        packed = pack(demands, cpu_free, mem_free_mib, by_pods, node.max_data_disks if disk_share else None)
+    demands = [Demand(*classes[c.size], st.attaches_per_volume) for c, st in zip(clinics, strategies, strict=True)]
+    active = [d for d, c in zip(demands, clinics, strict=True) if c.active]
+
+    def nodes_for(group: list[Demand]) -> int:
+        packed = pack(group, cpu_free, mem_free_mib, by_pods, node.max_data_disks if disk_share else None)
         return packed if packed is not None else UNPLACEABLE
 
-    active_now = [c for c in clinics if c.active]
-    nodes_for_clinics = nodes_for(active_now) if packing and active_now else 0
+    nodes_for_clinics = nodes_for(active) if packing and active else 0
     if not packing:
         everyone = 0
-    elif resumed and len(active_now) != len(clinics):
-        everyone = nodes_for(list(clinics))
+    elif resumed and len(active) != len(demands):
+        everyone = nodes_for(demands)
     else:
         everyone = nodes_for_clinics
     nodes = nodes_for_clinics + cap.failure_headroom_nodes
-    all_strategies = [_pinned_or(default, c, settings, catalogue, pins) for c in clinics]
-    storage_usd = sum(s.monthly_usd(c.volume_bytes, catalogue) for s, c in zip(all_strategies, clinics, strict=True))
-    per_clinic = None if node.monthly_usd is None else (node.monthly_usd * nodes + storage_usd) / len(clinics)
+    all_strategies = strategies
+    storage_usd = 0.0
+    if packing:
+        storage_usd = sum(st.monthly_usd(c.volume_bytes, catalogue) for st, c in zip(strategies, clinics, strict=True))
+    per_clinic = None if node.monthly_usd is None else (node.monthly_usd * nodes + storage_usd) / n
     at_density = None
     if node.monthly_usd is not None and per_node:
-        at_density = node.monthly_usd / per_node + storage_usd / len(clinics)
+        at_density = node.monthly_usd / per_node + storage_usd / n
     estimated = not node.price_confirmed or not all(s.price_confirmed() for s in all_strategies)
     return NodeFit(
         vm_size=vm_size,

@@ -113,11 +113,13 @@ def _peak_snapshot_runs(clinics: Sequence[ClinicPlan]) -> int:
 
 
 def _new_clinic_writes(settings: Settings, new: NewClinic) -> float:
+    """One more clinic's scheduled writes in the busiest hour: all of them within a window of an hour or less, the
+    window's share of them beyond (offsets spread evenly by the hash)."""
     if not new.storage.is_files:
         return 0.0
     window = settings.backup.snapshot_stagger_minutes
     share = 1.0 if window <= 60 else 60 / window
-    return WRITES_PER_SNAPSHOT_RUN * share + 1  # its scheduled runs in the busiest hour, and its pre-upgrade snapshot
+    return WRITES_PER_SNAPSHOT_RUN * share
 
 
 def load_balancer_walls(
@@ -292,19 +294,36 @@ def storage_walls(
     )
     files = [c for c in clinics if c.storage.is_files]
     writes = WRITES_PER_SNAPSHOT_RUN * _peak_snapshot_runs(files)
-    writes += sum(1 for c in files if c.clinic.active)  # a stack-wide image change snapshots every server once
+    scheduled = _new_clinic_writes(settings, new)
     walls.append(
         Wall(
             "storage-writes",
-            "storage management writes in the busiest hour (snapshots, prunes, a stack-wide image change)",
+            "storage management writes in the busiest hour of the snapshot schedules (snapshots and prunes)",
             "subscription",
             catalogue.limit("storageManagementWritesPerHour"),
             writes + reserve.management_writes_per_hour,
-            _new_clinic_writes(settings, new),
+            scheduled,
             catalogue.limits["storageManagementWritesPerHour"].source,
-            "Spread the snapshots (backup.snapshotStaggerMinutes up to the schedule's interval), upgrade in stages "
-            "(per-clinic image), or open the next cell in another subscription.",
+            "Spread the snapshots (backup.snapshotStaggerMinutes up to the schedule's interval), or open the next "
+            "cell in another subscription.",
             "orca-platform:backup.snapshotStaggerMinutes",
+        )
+    )
+    # A stack-wide orca.image change snapshots every running server within one update, on top of the schedule.
+    active = sum(1 for c in files if c.clinic.active)
+    walls.append(
+        Wall(
+            "storage-writes-upgrade",
+            "storage management writes in an hour with a stack-wide image change (every server's pre-upgrade snapshot)",
+            "subscription",
+            catalogue.limit("storageManagementWritesPerHour"),
+            writes + active + reserve.management_writes_per_hour,
+            scheduled + (1 if new.storage.is_files else 0),
+            catalogue.limits["storageManagementWritesPerHour"].source,
+            "Soft: stage the upgrade (per-clinic image in tenants.yaml, a batch per update) so the throttled "
+            "snapshots do not time out the pre-upgrade Jobs.",
+            "orca-platform:orca.image",
+            hard=False,
         )
     )
     return walls

@@ -5,6 +5,7 @@ One run of the dev stack with PUSH through the ingress, holding an ingress-only 
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,18 @@ from orca_test_support import (
 )
 
 from orca_platform.front_door import NO_LB_RULE
-from tools.offline import Run
+from tools import isolation
+from tools.checks import (
+    Rendered,
+    allow_lists,
+    check_isolation,
+    isolation_facts,
+    read_rendered,
+    stack_settings,
+    variant_config,
+)
+from tools.offline import Run, run_program
+from tools.synth import write
 
 NO_RULE_9400 = NO_LB_RULE.format(port=9400)
 
@@ -122,3 +134,51 @@ def test_an_unknown_front_door_is_refused(tmp_path: Path) -> None:
     result = attempt("dev", program_config("dev", tenants=path))
     assert isinstance(result.error, pulumi.RunError) and result.registered == []
     assert "field 'frontDoor'" in str(result.error)
+
+
+# --- the checks' variant with both new front doors ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def variant(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Rendered], isolation.Facts]:
+    stack, config = variant_config("dev+ingress-only")
+    run = run_program(stack, config)
+    folder = tmp_path_factory.mktemp("variant") / "dev+ingress-only"
+    write(run, folder)
+    return read_rendered(folder), isolation_facts(run, stack_settings(config, stack))
+
+
+def test_the_variant_is_isolated_in_every_mode(variant: tuple[list[Rendered], isolation.Facts]) -> None:
+    objects, facts = variant
+    findings, lines = check_isolation(objects, facts)
+    assert findings == []
+    modes = {
+        (
+            o.doc["metadata"]["namespace"],
+            o.doc["spec"]["type"],
+            NO_RULE_9400 in (o.doc["metadata"].get("annotations") or {}),
+        )
+        for o in objects
+        if o.doc.get("kind") == "Service"
+    }
+    # Three ingress-only clinics and one load balancer with PUSH through the ingress.
+    assert sorted(t for _, t, _ in modes) == ["ClusterIP", "ClusterIP", "ClusterIP", "LoadBalancer"]
+    assert [ns for ns, t, no_rule in modes if t == "LoadBalancer" and no_rule] == ["orca-check-kaede"]
+    assert any("9400/TCP (ingress only)" in line for line in lines)
+
+
+def test_an_allow_list_wider_than_the_clinic_is_caught(variant: tuple[list[Rendered], isolation.Facts]) -> None:
+    objects, facts = variant
+    broken = copy.deepcopy(objects)
+    policy = next(
+        o for o in broken if o.doc.get("kind") == "Policy" and o.doc["metadata"]["namespace"] == "orca-check-sakura"
+    )
+    policy.doc["spec"]["accessControl"]["allow"].append("192.168.20.0/24")  # another clinic's network
+    ingress = next(
+        o for o in broken if o.doc.get("kind") == "Ingress" and o.doc["metadata"]["namespace"] == "orca-check-aoba"
+    )
+    ingress.doc["metadata"]["annotations"].pop("nginx.org/policies")
+    found = allow_lists(broken, facts)
+    assert any("orca-check-sakura/Ingress/orca allows ['192.168.20.0/24']" in f for f in found)
+    assert any("orca-check-aoba/Ingress/orca names no NGINX Policy" in f for f in found)
+    assert allow_lists(objects, facts) == []

@@ -206,19 +206,28 @@ def test_role_assignments_count_what_the_subscription_already_holds() -> None:
 
 
 def test_storage_writes_follow_the_rendered_schedules() -> None:
-    # Without stagger every snapshot runs at minute 0 of the same hours: 2 writes per clinic (snapshot, prune) plus 1
-    # for a stack-wide image change -> 3 per clinic; 1,200 an hour hold 400.
-    raw = prod_raw("ingress-only", max_count=20)
+    # Without stagger every snapshot runs at minute 0 of the same hours: 2 writes per clinic (snapshot, prune);
+    # 1,200 an hour hold 600. A stack-wide image change adds each server's pre-upgrade snapshot (a soft wall).
+    raw = prod_raw("ingress-only", max_count=30)
     raw["backup"] = {**raw["backup"], "snapshotStaggerMinutes": 0}
-    assert walls_of(plan_of(raw, small_clinics(10)))["storage-writes"].used == 30
-    # An explicit per-clinic schedule every 5 minutes: 12 runs an hour, 24 writes, plus the image change.
+    walls = walls_of(plan_of(raw, small_clinics(10)))
+    assert (walls["storage-writes"].used, walls["storage-writes"].per_new_clinic) == (20, 2)
+    assert walls["storage-writes-upgrade"].used == 30 and not walls["storage-writes-upgrade"].hard
+    # With half the subscription's budget used elsewhere, 300 clinics fill it and the 301st is refused.
+    raw["scale"] = {"subscriptionReserve": {"managementWritesPerHour": 600}}
+    assert walls_of(plan_of(raw, small_clinics(300)))["storage-writes"].used == 1200
+    with pytest.raises(InputError) as info:
+        plan_of(raw, small_clinics(301))
+    assert "storage management writes" in str(info.value) and "snapshotStaggerMinutes" in str(info.value)
+    raw.pop("scale")
+    # An explicit per-clinic schedule every 5 minutes: 12 runs an hour, 24 writes, beside the other's 1 run.
     doc = small_clinics(2)
     doc["clinics"][0]["backup"] = {"snapshotSchedule": "*/5 * * * *"}
-    assert walls_of(plan_of(raw, doc))["storage-writes"].used == 24 + 2 + 2
-    # Spread over the 6-hour interval, the busiest hour holds a fraction: far fewer than all of them.
+    assert walls_of(plan_of(raw, doc))["storage-writes"].used == 24 + 2
+    # Spread over the 6-hour interval, the busiest hour holds a fraction of them, and 301 fit.
     raw["backup"]["snapshotStaggerMinutes"] = 360
-    spread = walls_of(plan_of(raw, small_clinics(120)))["storage-writes"]
-    assert spread.used < 2 * 120 // 2 + 120 and spread.per_new_clinic == pytest.approx(2 * 60 / 360 + 1)
+    spread = walls_of(plan_of(raw, small_clinics(301)))["storage-writes"]
+    assert spread.used < 301 and spread.per_new_clinic == pytest.approx(2 * 60 / 360)
 
 
 def test_an_ilb_subnet_too_small_is_reported_once_by_the_address_plan() -> None:
@@ -308,3 +317,11 @@ def test_the_readme_prose_quotes_the_planner() -> None:
     for figure in (new.total("payg", cat), cell.total("payg", cat), cell.total("3y", cat)):
         assert figure is not None and f"${figure:.2f}~" in prose
     assert (new.total("payg", cat) or 0) > 20 >= (cell.total("payg", cat) or 99)
+    # The pinned clinics' figure and the stack's own row at density.
+    from tools.plan_report import existing_costs
+
+    plan = plan_stack(settings, load_tenants_prod(), cat, "tenants.yaml", stack_file("prod"))
+    [pinned] = existing_costs(plan)
+    assert f"${pinned.total('payg', cat):.2f}~ each as they are pinned" in prose
+    own = next(r for r in plan.capacity.rows if r.used_by_stack)
+    assert f"${own.per_clinic_at_density_usd:.2f}~ at density" in prose

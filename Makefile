@@ -17,7 +17,7 @@ PROMTOOL ?= promtool
 # apt-get needs root: sudo when not already root (CI runners and workstations alike).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help venv scan-venv policy-venv deb-promtool deb-shellcheck test lint typecheck layers unit checks synth synth-all plan diagram pictures diff clinic-card export audit audit-samples bench clean
+.PHONY: help venv scan-venv policy-venv deb-promtool deb-shellcheck test lint typecheck layers unit checks synth synth-all plan plan-readme diagram pictures diff clinic-card export audit audit-samples bench clean
 
 # `make help` prints every target that has a `## ` description on its rule line, in file order: the list cannot
 # drift from the targets (tests/test_operator_tools.py checks that every target has one).
@@ -74,9 +74,10 @@ typecheck: venv ## mypy --strict
 unit: venv scan-venv policy-venv deb-shellcheck deb-promtool ## the unit tests (pytest)
 	$(PY) -m pytest
 
-# Schema validation, security scan, isolation proof, shellcheck and alert rules (promtool) over both sample stacks.
-checks: venv scan-venv deb-shellcheck deb-promtool ## schema, scan, isolation proof, shellcheck and alert rules over both sample stacks
-	$(PY) -m tools.checks --stacks dev prod --scan-python $(SCAN_VENV)/bin/python --promtool $(PROMTOOL)
+# Schema validation, security scan, isolation proof, shellcheck and alert rules (promtool) over both sample stacks
+# and dev rendered with every clinic ingress-only (tools/check_variants/).
+checks: venv scan-venv deb-shellcheck deb-promtool ## schema, scan, isolation proof, shellcheck and alert rules over both sample stacks and the ingress-only variant
+	$(PY) -m tools.checks --stacks dev prod dev+ingress-only --scan-python $(SCAN_VENV)/bin/python --promtool $(PROMTOOL)
 
 # Import contracts of pyproject.toml: the core never imports Pulumi, the rules only the standard library.
 layers: venv ## import contracts (import-linter): the core never imports Pulumi, the rules only the standard library
@@ -91,8 +92,11 @@ synth-all: venv ## synth both sample stacks
 	$(MAKE) synth STACK=dev OUT=build/synth/dev
 	$(MAKE) synth STACK=prod OUT=build/synth/prod
 
-plan: venv ## [STACK= TENANTS=] density and cost table, and a chart of the nodes (build/plan/<stack>.svg)
-	$(PY) -m tools.plan --stack $(STACK) $(if $(TENANTS),--tenants $(TENANTS))
+plan: venv ## [STACK= TENANTS= COMMITMENT=1y|3y] density, all-in cost per clinic, headroom to every wall, node chart
+	$(PY) -m tools.plan --stack $(STACK) $(if $(TENANTS),--tenants $(TENANTS)) $(if $(COMMITMENT),--commitment $(COMMITMENT))
+
+plan-readme: venv ## regenerate the planner's figures in README.md and docs/scale.md
+	$(PY) -m tools.plan_docs
 
 diagram: venv ## [STACK=] the network as rendered (sites, ranges, clinics, IPs, FQDNs) -> build/diagram/<stack>.svg
 	$(PY) -m tools.diagram --stack $(STACK)

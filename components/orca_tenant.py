@@ -14,8 +14,9 @@ from orca_platform.ipnets import excluded_within
 from orca_platform.orca_image import GLSERVER_PORT, PUSH_PORT, startup_await_seconds, stop_script
 from orca_platform.stack_plan import ClinicPlan
 
+from . import front_door
 from .clinic_backup import BackupTarget, ClinicBackup, ClinicBackupArgs
-from .k8s_objects import ApiObject, Meta, dns_egress_rule
+from .k8s_objects import Meta, dns_egress_rule
 from .orca_pod import seed_container, size_resources, state_mounts, state_volumes
 from .pod_security import orca_security_context
 
@@ -126,8 +127,10 @@ class OrcaTenant(pulumi.ComponentResource):
             before_start.append(backup.restore_job)
 
         self._deployment(name, args, meta, before_start, in_ns)
-        svc = self._service(name, args, meta, in_ns)
-        self._ingress(name, args, meta, in_ns)
+        await_seconds = startup_await_seconds(args.orca.startup_budget_seconds, args.orca.termination_grace_seconds)
+        door = front_door.render(
+            name, front_door.FrontDoorArgs(p, args.ingress, args.ilb_subnet_name, meta, in_ns, await_seconds)
+        )
         self._network_policies(name, args, meta, in_ns)
         k8s.core.v1.ResourceQuota(
             f"{name}-quota",
@@ -135,7 +138,7 @@ class OrcaTenant(pulumi.ComponentResource):
             # A clinic namespace holds one server, its backup jobs and its volume generations: nothing more.
             spec=k8s.core.v1.ResourceQuotaSpecArgs(
                 hard={
-                    "services.loadbalancers": "1",
+                    "services.loadbalancers": "1" if p.front_door.load_balancer else "0",
                     "persistentvolumeclaims": str(len(claims) + 1),
                     "pods": "8",
                 }
@@ -145,16 +148,7 @@ class OrcaTenant(pulumi.ComponentResource):
 
         self.namespace = ns_name
         self.hostname = p.fqdn
-        if clinic.private_ip:
-            self.private_ip = pulumi.Output.from_input(clinic.private_ip)
-        else:
-            self.private_ip = svc.status.apply(
-                lambda st: (
-                    (st.load_balancer.ingress[0].ip or "")
-                    if st and st.load_balancer and st.load_balancer.ingress
-                    else ""
-                )
-            )
+        self.private_ip = door.private_ip
         self.register_outputs({"namespace": ns_name, "hostname": p.fqdn, "privateIp": self.private_ip})
 
     @staticmethod
@@ -306,98 +300,6 @@ class OrcaTenant(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=before_start)),
         )
 
-    def _service(
-        self, name: str, args: OrcaTenantArgs, meta: Meta, opts: pulumi.ResourceOptions
-    ) -> k8s.core.v1.Service:
-        p = args.plan
-        annotations = {
-            # Private frontend in the ILB subnet of our VNet: no public IP is ever created for a clinic.
-            "service.beta.kubernetes.io/azure-load-balancer-internal": "true",
-            "service.beta.kubernetes.io/azure-load-balancer-internal-subnet": args.ilb_subnet_name,
-            # Without this, an internal LB's source ranges are moot: the NSG's default rule admits the whole VNet.
-            "service.beta.kubernetes.io/azure-deny-all-except-load-balancer-source-ranges": "true",
-        }
-        if p.clinic.private_ip:
-            annotations["service.beta.kubernetes.io/azure-load-balancer-ipv4"] = p.clinic.private_ip
-        # Pulumi waits for the Service's endpoints to be ready (provider/pkg/await/service.go, 10 minutes by
-        # default): as long as the Deployment, since the endpoint is the new server. Not skipAwait: the clinic's
-        # exported privateIp comes from the status that wait delivers.
-        o = args.orca
-        annotations["pulumi.com/timeoutSeconds"] = str(
-            startup_await_seconds(o.startup_budget_seconds, o.termination_grace_seconds)
-        )
-        return k8s.core.v1.Service(
-            f"{name}-orca",
-            metadata=meta("orca", annotations=annotations),
-            spec=k8s.core.v1.ServiceSpecArgs(
-                type="LoadBalancer",
-                selector=naming.selector(p.id),
-                ports=[
-                    k8s.core.v1.ServicePortArgs(name="glserver", port=GLSERVER_PORT, target_port="glserver"),
-                    k8s.core.v1.ServicePortArgs(name="push", port=PUSH_PORT, target_port="push"),
-                ],
-                load_balancer_source_ranges=list(p.clinic.source_cidrs),
-                # Preserve the clinic's source address so the NetworkPolicy can check it.
-                external_traffic_policy="Local",
-            ),
-            opts=opts,
-        )
-
-    def _ingress(self, name: str, args: OrcaTenantArgs, meta: Meta, opts: pulumi.ResourceOptions) -> None:
-        p = args.plan
-        ing = args.ingress
-        policy_name = "clinic-sources"
-        policy = ApiObject(
-            f"{name}-sources",
-            api_version="k8s.nginx.org/v1",
-            kind="Policy",
-            metadata=meta(policy_name),
-            fields={"spec": {"accessControl": {"allow": list(p.clinic.source_cidrs)}}},
-            opts=opts,
-        )
-        timeout = f"{ing.read_timeout_seconds}s"
-        backend = "orca"
-
-        def path(path_: str, port: str) -> k8s.networking.v1.HTTPIngressPathArgs:
-            return k8s.networking.v1.HTTPIngressPathArgs(
-                path=path_,
-                path_type="Prefix",
-                backend=k8s.networking.v1.IngressBackendArgs(
-                    service=k8s.networking.v1.IngressServiceBackendArgs(
-                        name=backend, port=k8s.networking.v1.ServiceBackendPortArgs(name=port)
-                    )
-                ),
-            )
-
-        k8s.networking.v1.Ingress(
-            f"{name}-orca",
-            metadata=meta(
-                "orca",
-                annotations={
-                    # Consultation sessions hold connections open; nginx's 60 s default would cut them.
-                    "nginx.org/proxy-read-timeout": timeout,
-                    "nginx.org/proxy-send-timeout": timeout,
-                    "nginx.org/client-max-body-size": ing.max_body_size,
-                    # PUSH notifications are a WebSocket on /ws.
-                    "nginx.org/websocket-services": backend,
-                    # Only the clinic's own networks, as on its load balancer.
-                    "nginx.org/policies": policy_name,
-                },
-            ),
-            spec=k8s.networking.v1.IngressSpecArgs(
-                ingress_class_name=ing.class_name,
-                rules=[
-                    k8s.networking.v1.IngressRuleArgs(
-                        host=p.fqdn,
-                        http=k8s.networking.v1.HTTPIngressRuleValueArgs(
-                            paths=[path("/ws", "push"), path("/", "glserver")]
-                        ),
-                    )
-                ],
-            ),
-            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[policy])),
-        )
-
     def _network_policies(self, name: str, args: OrcaTenantArgs, meta: Meta, opts: pulumi.ResourceOptions) -> None:
         p = args.plan
         np = k8s.networking.v1
@@ -405,6 +307,8 @@ class OrcaTenant(pulumi.ComponentResource):
             np.NetworkPolicyPortArgs(protocol="TCP", port=GLSERVER_PORT),
             np.NetworkPolicyPortArgs(protocol="TCP", port=PUSH_PORT),
         ]
+        # The clinic's own networks come in directly only through its own load balancer (components/front_door.py).
+        direct = [np.NetworkPolicyPortArgs(protocol="TCP", port=port) for port in p.front_door.direct_ports]
         dns = dns_egress_rule()
         # Everything in the namespace starts closed, both ways.
         np.NetworkPolicy(
@@ -415,7 +319,7 @@ class OrcaTenant(pulumi.ComponentResource):
             ),
             opts=opts,
         )
-        # The ORCA pod: in from the internal ingress controller and from the clinic's own networks (its ILB);
+        # The ORCA pod: in from the internal ingress controller and, in loadbalancer mode, the clinic's own networks;
         # out only to DNS and to HTTPS outside every private range, so no clinic can open a connection to another.
         np.NetworkPolicy(
             f"{name}-orca",
@@ -435,12 +339,18 @@ class OrcaTenant(pulumi.ComponentResource):
                         ],
                         ports=orca_ports,
                     ),
-                    np.NetworkPolicyIngressRuleArgs(
-                        from_=[
-                            np.NetworkPolicyPeerArgs(ip_block=np.IPBlockArgs(cidr=cidr))
-                            for cidr in p.clinic.source_cidrs
-                        ],
-                        ports=orca_ports,
+                    *(
+                        [
+                            np.NetworkPolicyIngressRuleArgs(
+                                from_=[
+                                    np.NetworkPolicyPeerArgs(ip_block=np.IPBlockArgs(cidr=cidr))
+                                    for cidr in p.clinic.source_cidrs
+                                ],
+                                ports=direct,
+                            )
+                        ]
+                        if direct
+                        else []
                     ),
                 ],
                 egress=[

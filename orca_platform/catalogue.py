@@ -1,4 +1,4 @@
-"""The catalogue of node sizes, prices and clinic size classes (catalogue.yaml), as models."""
+"""The catalogue of node sizes, prices, limits and clinic size classes (catalogue.yaml), as models."""
 
 from __future__ import annotations
 
@@ -29,11 +29,30 @@ class NodeSize(Strict):
     memory_gib: int = Field(alias="memoryGiB")
     max_data_disks: int
     monthly_usd: float | None = None
+    # False: an estimate (derivation in price_note), not a figure of shared/azure-facts.md.
+    price_confirmed: bool = True
+    price_note: str = ""
 
 
 class NodeSizes(Strict):
     source: str
     sizes: dict[str, NodeSize]
+    os_disk_monthly_usd: float = 0.0
+    commitments: dict[str, float] = Field(default_factory=lambda: {"payg": 1.0})
+
+
+class Estimate(Strict):
+    """A figure with how sure we are of it."""
+
+    value: float
+    confirmed: bool = True
+    note: str = ""
+
+
+class Limit(Strict):
+    value: int
+    source: str
+    confirmed: bool = True
 
 
 class DiskTier(Strict):
@@ -47,6 +66,33 @@ class StoragePrices(Strict):
     premium_disk_tiers: list[DiskTier]
     files_premium_per_gib: float = Field(alias="filesPremiumPerGiB")
     files_premium_minimum_gib: int = Field(alias="filesPremiumMinimumGiB")
+    estimates: dict[str, Estimate] = Field(default_factory=dict)
+    blob_sku_factor: dict[str, float] = Field(default_factory=dict)
+
+    def estimate(self, key: str) -> Estimate:
+        if key not in self.estimates:
+            raise KeyError(f"catalogue.yaml: storagePrices.estimates has no {key!r}")
+        return self.estimates[key]
+
+
+class NetworkPrices(Strict):
+    source: str
+    lb_first_five_rules_monthly_usd: Estimate
+    lb_rule_monthly_usd: Estimate
+    private_endpoint_monthly_usd: Estimate
+
+
+class PlatformPrices(Strict):
+    source: str
+    aks_tier_monthly_usd: dict[str, float]
+    dns_resolver_inbound_endpoint_monthly_usd: float | None = None
+    private_dns_zone_monthly_usd: float | None = None
+    vpn_gateway_monthly_usd: dict[str, float | None] = Field(default_factory=dict)
+
+
+class ReferenceClinic(Strict):
+    size: str
+    volume_gib: int = Field(alias="volumeGiB")
 
 
 class ClinicSize(Strict):
@@ -54,6 +100,9 @@ class ClinicSize(Strict):
     cpu_limit: str
     memory_request: Quantity
     memory_limit: Quantity
+    # Not published: assumptions for the cost table (catalogue.yaml says how to measure them).
+    dump_gib: float = Field(default=0.0, alias="dumpGiB")
+    changed_gib_per_day: float = Field(default=0.0, alias="changedGiBPerDay")
 
     @property
     def cpu_request_m(self) -> int:
@@ -69,7 +118,16 @@ class Catalogue(Strict):
     reservations: Reservations
     node_sizes: NodeSizes
     storage_prices: StoragePrices
+    network_prices: NetworkPrices
+    platform_prices: PlatformPrices
+    limits: dict[str, Limit]
     clinic_sizes: dict[str, ClinicSize]
+    reference_clinic: ReferenceClinic
+
+    def limit(self, key: str) -> int:
+        if key not in self.limits:
+            raise KeyError(f"catalogue.yaml: limits has no {key!r}")
+        return self.limits[key].value
 
     def with_overrides(self, node_prices: dict[str, float], files_per_gib: float | None) -> Catalogue:
         sizes = {

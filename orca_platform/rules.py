@@ -69,6 +69,8 @@ CLINIC_DATA = "clinic"
 CLINIC_NAME_ANNOTATION = "orca-platform.io/clinic-name"
 INTERNAL_LB = "service.beta.kubernetes.io/azure-load-balancer-internal"
 LB_IPV4 = "service.beta.kubernetes.io/azure-load-balancer-ipv4"
+LB_DENY_OTHERS = "service.beta.kubernetes.io/azure-deny-all-except-load-balancer-source-ranges"
+NGINX_POLICIES = "nginx.org/policies"
 # Namespaces of the platform itself: `orca-<x>` but no clinic.
 PLATFORM_NAMESPACES = frozenset({"orca-ingress", "orca-system", "orca-backup", "orca-monitoring"})
 DEFAULT_INGRESS_CLASSES = frozenset({"orca-internal"})
@@ -935,6 +937,33 @@ def _ingress_class(v: ResourceView, ctx: RuleContext) -> Iterator[str]:
             f"Ingress {v.namespace}/{v.k8s_name} uses class {name}, not an internal one "
             f"({', '.join(sorted(ctx.ingress_classes))})"
         )
+
+
+@_rule(
+    "clinic-front-door-allow-listed",
+    "Every clinic front door admits only the clinic's own networks",
+    "Staff reach a clinic through its own internal load balancer or through the shared ingress controller, whose "
+    "VPN routes carry every site's ranges: its load balancer needs source ranges enforced on the NSG (the deny-all "
+    "annotation), and its Ingress an NGINX Policy allow-list, or another clinic's staff reach its records.",
+    M,
+)
+def _front_door_allow_listed(v: ResourceView, ctx: RuleContext) -> Iterator[str]:
+    if clinic_of(v, ctx) is None:
+        return
+    if v.kind == "Service" and as_text(dig(v.props, "spec", "type")) == "LoadBalancer":
+        ranges = dig(v.props, "spec", "loadBalancerSourceRanges")
+        if not is_unknown(ranges) and not as_list(ranges):
+            yield f"Service {v.namespace}/{v.k8s_name} is a clinic load balancer without loadBalancerSourceRanges"
+        flag = v.annotations.get(LB_DENY_OTHERS)
+        if not is_unknown(flag) and as_text(flag).lower() != "true":
+            yield (
+                f'Service {v.namespace}/{v.k8s_name} lacks {LB_DENY_OTHERS}: "true" (without it the NSG admits the '
+                "whole VNet whatever its source ranges)"
+            )
+    elif v.kind == "Ingress":
+        named = v.annotations.get(NGINX_POLICIES)
+        if not is_unknown(named) and not as_text(named).strip():
+            yield f"Ingress {v.namespace}/{v.k8s_name} of a clinic names no allow-list Policy ({NGINX_POLICIES})"
 
 
 def _port_numbers(port: Mapping[str, Any]) -> set[float]:

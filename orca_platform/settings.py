@@ -16,7 +16,7 @@ from .ipnets import is_internal
 from .monitoring_settings import Monitoring
 from .schedule import check_time_zone
 from .schema_help import suggest
-from .tenants import CLINIC_ID, Cidr, Cron, ImageRef, Lax, StorageStrategyName, Strict
+from .tenants import CLINIC_ID, Cidr, Cron, FrontDoorMode, ImageRef, Lax, StorageSku, StorageStrategyName, Strict
 
 NAMESPACE = "orca-platform"
 
@@ -235,8 +235,36 @@ class Orca(Strict):
 
 
 class Storage(Strict):
+    # The default for clinics that pin nothing (tenants.yaml `storage` / `storageSku`). A clinic's volume never
+    # changes class, so a changed default must only meet new clinics: pin the existing ones first.
     strategy: Annotated[StorageStrategyName, Lax]
-    sku: Literal["Premium_LRS", "Premium_ZRS"] = "Premium_LRS"
+    sku: StorageSku = "Premium_LRS"
+
+
+class FrontDoor(Strict):
+    """How clinics are reached (orca_platform/front_door.py); per clinic `frontDoor` overrides the mode."""
+
+    mode: Annotated[FrontDoorMode, Lax] = FrontDoorMode.LOADBALANCER
+    # loadbalancer mode: PUSH (9400) only through the FQDN's /ws route, so each clinic costs one load-balancing rule
+    # on every node instead of two. Clients configured for ws://<ip>:9400 must move to ws://<fqdn>/ws first.
+    push_through_ingress: bool = False
+
+
+class SubscriptionReserve(Strict):
+    """What other stacks and people in the same subscription already use of its shared limits."""
+
+    role_assignments: Annotated[int, Field(ge=0, le=4000)] = 0
+    storage_accounts: Annotated[int, Field(ge=0, le=250)] = 0
+    management_writes_per_hour: Annotated[int, Field(ge=0, le=1200)] = 0
+
+
+class Scale(Strict):
+    """Budgets for the walls that are not published Azure limits (orca_platform/walls.py)."""
+
+    # The self-managed Pulumi backend rewrites the whole checkpoint at every step (pulumi/pulumi#10960): past this
+    # size an update spends its time uploading state. A chosen budget, not an Azure or Pulumi limit.
+    checkpoint_budget_mib: Annotated[int, Field(ge=1, le=4096)] = 64
+    subscription_reserve: SubscriptionReserve = SubscriptionReserve()
 
 
 class Resources(Strict):
@@ -264,6 +292,9 @@ class Backup(Strict):
     # clinics (storage.py), this is the widest.
     snapshot_retention_count: Annotated[int, Field(ge=1, le=500)] = 28
     dump_schedule: Cron = "30 1 * * *"
+    # Each clinic's snapshots start at a stable offset (a hash of its id) within this many minutes after the stack's
+    # schedule, so that the storage management API is not asked for every snapshot in the same second. 0: no stagger.
+    snapshot_stagger_minutes: Annotated[int, Field(ge=0, le=1440)] = 60
     # Immutability periods: 1 to 146,000 days (MS Learn, immutable-time-based-retention-policy-overview); ten and a
     # hundred years are this platform's own ceilings for the daily and the monthly copies.
     daily_retention_days: Annotated[int, Field(ge=1, le=3650)] = 35
@@ -332,7 +363,9 @@ class Settings(Strict):
     ingress: Ingress
     orca: Orca
     storage: Storage
+    front_door: FrontDoor = FrontDoor()
     capacity: Capacity = Capacity()
+    scale: Scale = Scale()
     backup: Backup
     # Managed Prometheus, its alert rules and who they notify (orca_platform/monitoring_settings.py).
     monitoring: Monitoring

@@ -6,15 +6,18 @@ from dataclasses import dataclass
 
 from .addressing import network_problems, tenant_address_problems
 from .alerts import schedule_problems
-from .capacity import CapacityPlan, clinic_strategy, plan_capacity, storage_problems
+from .capacity import CapacityPlan, clinic_strategy, plan_capacity, reference_per_node, storage_problems
 from .catalogue import Catalogue, ClinicSize
 from .errors import InputError, Problem, show
 from .floors import floor_problems
+from .front_door import FrontDoorPlan, front_door_for
 from .naming import fqdn, namespace, record_name, state_pvc
 from .schedule import months_without_a_run_on_utc_day
+from .schedules import staggered
 from .settings import Settings
 from .storage import StorageStrategy, strategy
 from .tenants import Clinic, TenantsFile
+from .walls import Wall, all_walls, new_clinic, wall_problems
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ class ClinicPlan:
     image: str
     dump_schedule: str
     snapshot_schedule: str
+    front_door: FrontDoorPlan
 
     @property
     def id(self) -> str:
@@ -47,11 +51,13 @@ class StackPlan:
     capacity: CapacityPlan
     clinics: tuple[ClinicPlan, ...]
     retired_clinic_ids: tuple[str, ...] = ()
+    # Every wall of the cluster, the stack and the subscription, none of the hard ones crossed.
+    walls: tuple[Wall, ...] = ()
 
     @property
     def storage_classes(self) -> tuple[StorageStrategy, ...]:
         """Every StorageClass the stack needs: its default plus any a clinic overrides to."""
-        default = strategy(self.settings.storage.strategy, self.settings.storage.sku)
+        default = strategy(self.settings.storage.strategy, self.settings.storage.sku, self.catalogue)
         found = {default.storage_class: default}
         for c in self.clinics:
             found.setdefault(c.storage.storage_class, c.storage)
@@ -122,12 +128,30 @@ def _schedule_problems(
     return problems
 
 
+def _front_door_problems(settings: Settings, tenants: TenantsFile, source: str) -> list[Problem]:
+    """A fixed private IP belongs to a clinic's own load balancer, which an ingress-only clinic does not have."""
+    return [
+        Problem(
+            source,
+            "privateIp",
+            f"is set, but the clinic's front door is ingress-only: it has no load balancer of its own and is reached "
+            f"at the ingress controller's {settings.ingress.private_ip}. Remove privateIp, or pin frontDoor: "
+            "loadbalancer",
+            c.id,
+        )
+        for c in tenants.clinics
+        if c.private_ip is not None and not front_door_for(c, settings).load_balancer
+    ]
+
+
 def stack_problems(
     settings: Settings, tenants: TenantsFile, catalogue: Catalogue, tenants_source: str, config_source: str
 ) -> list[Problem]:
     """The settings and clinics checked against each other (each on its own is already valid)."""
-    problems = network_problems(settings, config_source, clinics_with_ilb=len(tenants.clinics))
+    with_ilb = sum(1 for c in tenants.clinics if front_door_for(c, settings).load_balancer)
+    problems = network_problems(settings, config_source, clinics_with_ilb=with_ilb)
     problems += tenant_address_problems(settings, tenants, tenants_source)
+    problems += _front_door_problems(settings, tenants, tenants_source)
     problems += _size_problems(tenants, catalogue, tenants_source)
     problems += _name_problems(settings, tenants, tenants_source)
     problems += storage_problems(settings, tenants, tenants_source, config_source)
@@ -138,9 +162,16 @@ def stack_problems(
 
 
 def plan_stack(
-    settings: Settings, tenants: TenantsFile, catalogue: Catalogue, tenants_source: str, config_source: str
+    settings: Settings,
+    tenants: TenantsFile,
+    catalogue: Catalogue,
+    tenants_source: str,
+    config_source: str,
+    *,
+    enforce_walls: bool = True,
 ) -> StackPlan:
-    """Check the settings and clinics against each other, then plan. Raises InputError listing every problem."""
+    """Check the settings and clinics against each other, then plan. Raises InputError listing every problem.
+    enforce_walls=False returns a plan whose walls may be crossed (`make plan` shows them, then fails)."""
     problems = stack_problems(settings, tenants, catalogue, tenants_source, config_source)
     if problems:
         raise InputError(problems)
@@ -148,8 +179,9 @@ def plan_stack(
     backup = settings.backup
     clinics = []
     for c in tenants.clinics:
-        store = clinic_strategy(c, settings)
+        store = clinic_strategy(c, settings, catalogue)
         host = fqdn(c, settings)
+        own_snapshots = c.backup and c.backup.snapshot_schedule
         clinics.append(
             ClinicPlan(
                 clinic=c,
@@ -162,13 +194,22 @@ def plan_stack(
                 pvc_name=state_pvc(c),
                 image=c.image or settings.orca.image,
                 dump_schedule=(c.backup and c.backup.dump_schedule) or backup.dump_schedule,
-                snapshot_schedule=(c.backup and c.backup.snapshot_schedule) or backup.snapshot_schedule,
+                # An explicit override is the operator's choice; the stack's schedule is staggered per clinic.
+                snapshot_schedule=own_snapshots
+                or staggered(backup.snapshot_schedule, c.id, backup.snapshot_stagger_minutes),
+                front_door=front_door_for(c, settings),
             )
         )
+    new = new_clinic(settings, catalogue, reference_per_node(settings, catalogue))
+    walls = all_walls(settings, clinics, catalogue, new, capacity.chosen.nodes_all_resumed)
+    problems = wall_problems(walls, config_source)
+    if problems and enforce_walls:
+        raise InputError(problems)
     return StackPlan(
         settings=settings,
         catalogue=catalogue,
         capacity=capacity,
         clinics=tuple(clinics),
         retired_clinic_ids=tuple(tenants.retired_clinic_ids),
+        walls=tuple(walls),
     )

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -106,6 +106,18 @@ class StorageStrategyName(StrEnum):
     AZURE_FILES_SMB = "azure-files-smb"  # accepted by the parser only to be refused with its reason
 
 
+class FrontDoorMode(StrEnum):
+    """How a clinic's staff reach its server (orca_platform/front_door.py)."""
+
+    LOADBALANCER = "loadbalancer"  # its own internal load balancer IP (8000, 9400) plus its FQDN through the ingress
+    INGRESS_ONLY = "ingress-only"  # its FQDN through the shared internal ingress controller only
+
+
+# SKUs a clinic volume may use: provisioned v1 (Premium_*) and v2 (PremiumV2_*) for Azure Files; Premium SSD
+# (Premium_*) and Premium SSD v2 (PremiumV2_LRS) for disks. orca_platform/storage.py refuses pairs that do not exist.
+StorageSku = Literal["Premium_LRS", "Premium_ZRS", "PremiumV2_LRS", "PremiumV2_ZRS"]
+
+
 class ClinicBackup(Strict):
     """Per-clinic overrides of the stack's backup settings."""
 
@@ -146,6 +158,12 @@ class Clinic(Strict):
     private_ip: str | None = None
     image: ImageRef | None = None
     storage: Annotated[StorageStrategyName | None, Lax] = None
+    # Pins this clinic's volume SKU (default: the stack's storage.sku). A volume never changes class: pin existing
+    # clinics before changing the stack's default, which then applies to new clinics only (README, "Storage").
+    storage_sku: StorageSku | None = None
+    # Pins this clinic's front door (default: the stack's frontDoor.mode), for the same reason: a change is visible
+    # to the clinic's staff (an IP address that stops answering).
+    front_door: Annotated[FrontDoorMode | None, Lax] = None
     backup: ClinicBackup | None = None
     # Append-only history of restores: the last one is the volume ORCA runs on; the earlier volumes (and the
     # original orca-state) stay registered and protected until an operator retires them on purpose.

@@ -735,3 +735,31 @@ def test_every_rule_is_in_the_rule_table() -> None:
     """docs/audit.md is what auditors read: a rule missing there is a rule nobody knows is applied."""
     doc = (Path(__file__).resolve().parent.parent / "docs" / "audit.md").read_text(encoding="utf-8")
     assert [r.id for r in RULES if f"| `{r.id}`" not in doc] == []
+
+
+def test_clinic_front_doors_are_allow_listed() -> None:
+    """Issue 14: both front doors keep to the clinic's own networks, whichever the mode."""
+    deny = {"service.beta.kubernetes.io/azure-deny-all-except-load-balancer-source-ranges": "true"}
+    good_lb = k8s_view(
+        "Service",
+        "orca",
+        annotations=deny,
+        spec={"type": "LoadBalancer", "loadBalancerSourceRanges": ["192.168.10.0/24"]},
+    )
+    assert not fired("clinic-front-door-allow-listed", good_lb)
+    no_ranges = k8s_view("Service", "orca", annotations=deny, spec={"type": "LoadBalancer"})
+    assert fired("clinic-front-door-allow-listed", no_ranges)
+    no_deny = k8s_view(
+        "Service", "orca", spec={"type": "LoadBalancer", "loadBalancerSourceRanges": ["192.168.10.0/24"]}
+    )
+    assert any("deny-all" in m for m in fired("clinic-front-door-allow-listed", no_deny))
+    # An ingress-only clinic's ClusterIP Service is reached through the ingress only: nothing to allow-list there.
+    assert not fired("clinic-front-door-allow-listed", k8s_view("Service", "orca", spec={"type": "ClusterIP"}))
+    listed = k8s_view(
+        "Ingress", "orca", api="networking.k8s.io/v1", annotations={"nginx.org/policies": "clinic-sources"}
+    )
+    assert not fired("clinic-front-door-allow-listed", listed)
+    assert fired("clinic-front-door-allow-listed", k8s_view("Ingress", "orca", api="networking.k8s.io/v1"))
+    # The platform's own namespaces are not clinics.
+    platform = k8s_view("Service", "ingress", namespace="orca-ingress", labels={}, spec={"type": "LoadBalancer"})
+    assert not fired("clinic-front-door-allow-listed", platform)

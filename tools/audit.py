@@ -261,9 +261,21 @@ def _lb_ip(v: ResourceView) -> str:
     return as_text(dig(v.outputs, "status", "loadBalancer", "ingress", 0, "ip"))
 
 
+def ingress_controller_ips(views: Sequence[ResourceView]) -> list[str]:
+    """The pinned addresses of the Helm-installed ingress controllers: an ingress-only clinic's private IP."""
+    return [
+        ip
+        for v in views
+        if v.type.startswith("kubernetes:helm.sh/")
+        for ip in [as_text(dig(v.props, "values", "controller", "service", "annotations", LB_IPV4))]
+        if ip
+    ]
+
+
 def clinic_rows(
     views: Sequence[ResourceView], ctx: RuleContext, violations: Sequence[Violation]
 ) -> list[dict[str, Any]]:
+    ingress_ips = ingress_controller_ips(views)
     by_ns: dict[str, list[ResourceView]] = {}
     for v in views:
         if v.is_kubernetes and v.namespace in ctx.clinic_namespaces:
@@ -316,7 +328,9 @@ def clinic_rows(
                 "name": as_text(namespace.annotations.get(CLINIC_NAME_ANNOTATION)) if namespace else "",
                 "namespace": ns,
                 "fqdn": hosts,
-                "privateIp": [ip for ip in (_lb_ip(v) for v in lbs) if ip],
+                # Without a load balancer of its own, a clinic is reached at the ingress controller's address.
+                "privateIp": [ip for ip in (_lb_ip(v) for v in lbs) if ip] if lbs else (ingress_ips if hosts else []),
+                "frontDoor": "loadbalancer" if lbs else ("ingress-only" if hosts else "none"),
                 "internalLoadBalancer": all(as_text(v.annotations.get(INTERNAL_LB)) == "true" for v in lbs),
                 "state": state,
                 "volume": current,
@@ -540,6 +554,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                 c["namespace"],
                 c["fqdn"],
                 c["privateIp"] or "(dynamic)",
+                c.get("frontDoor", ""),
                 vol.get("size", ""),
                 vol.get("storageClass", ""),
                 vol.get("protected") if vol else False,
@@ -557,6 +572,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             "Namespace",
             "FQDN",
             "Private IP",
+            "Front door",
             "Volume",
             "Class",
             "Protected",

@@ -40,6 +40,7 @@ from tools.offline import PROJECT_DIR, Run, redact, run_program, stack_config
 from tools.synth import integral, write
 
 RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
+VARIANTS = Path(__file__).resolve().parent / "check_variants"
 INGRESS_ROLE = (naming.ROLE_LABEL, "ingress")  # what the controller's pods carry (README, "Isolation")
 URN_HEADER = "# pulumi urn: "
 RULE_GROUP_TYPE = "azure-native:alertsmanagement:PrometheusRuleGroup"
@@ -179,6 +180,62 @@ def check_shell(objects: Sequence[Rendered]) -> tuple[list[str], str]:
     return findings, line
 
 
+def allow_lists(objects: Sequence[Rendered], facts: isolation.Facts) -> list[str]:
+    """The front doors' own allow-lists, which NetworkPolicies cannot express: every clinic Ingress names an NGINX
+    Policy of its namespace allowing only (and some of) the clinic's sourceCidrs, and every clinic LoadBalancer admits
+    only them. Through the shared ingress controller this Policy is all that keeps one clinic's staff (whose VPN
+    carries every site's ranges) from another clinic's FQDN."""
+    findings = []
+    by_ns: dict[str, list[dict[str, Any]]] = {}
+    for o in objects:
+        ns = (o.doc.get("metadata") or {}).get("namespace")
+        if ns:
+            by_ns.setdefault(ns, []).append(o.doc)
+    for ns, docs in sorted(by_ns.items()):
+        clinic = next(
+            (
+                d["metadata"]["labels"][facts.clinic_label]
+                for d in docs
+                if facts.clinic_label in (d["metadata"].get("labels") or {})
+            ),
+            None,
+        )
+        if clinic is None:
+            continue
+        own = set(facts.source_cidrs.get(clinic, ()))
+        policies = {
+            d["metadata"]["name"]: d
+            for d in docs
+            if d.get("kind") == "Policy" and "k8s.nginx.org" in str(d.get("apiVersion"))
+        }
+        for d in docs:
+            name = f"{ns}/{d.get('kind')}/{d['metadata'].get('name')}"
+            if d.get("kind") == "Ingress":
+                named = [
+                    p.strip()
+                    for p in str((d["metadata"].get("annotations") or {}).get("nginx.org/policies", "")).split(",")
+                    if p.strip()
+                ]
+                allowed = [
+                    set(((policies[p].get("spec") or {}).get("accessControl") or {}).get("allow") or [])
+                    for p in named
+                    if p in policies
+                ]
+                if not any(allowed):
+                    findings.append(f"isolation: {name} names no NGINX Policy of its namespace with an allow-list")
+                for extra in (a - own for a in allowed):
+                    if extra:
+                        findings.append(
+                            f"isolation: {name} allows {sorted(extra)}, outside clinic {clinic}'s sourceCidrs"
+                        )
+            elif d.get("kind") == "Service" and (d.get("spec") or {}).get("type") == "LoadBalancer":
+                ranges = set((d.get("spec") or {}).get("loadBalancerSourceRanges") or [])
+                if not ranges or ranges - own:
+                    admits = sorted(ranges) or "every source"
+                    findings.append(f"isolation: {name} admits {admits}, not clinic {clinic}'s sourceCidrs")
+    return findings
+
+
 def check_isolation(
     objects: Sequence[Rendered], facts: isolation.Facts, azure: Sequence[dict[str, Any]] = ()
 ) -> tuple[list[str], list[str]]:
@@ -187,6 +244,7 @@ def check_isolation(
     outside = admission.prove_admission(docs, azure, facts)
     findings = [f"isolation: {f}" for f in report.findings] + controller_labels(objects, facts)
     findings += [f"isolation (outside): {f}" for f in outside.findings]
+    findings += allow_lists(objects, facts)
     reading = "ipBlock matches pod addresses" if facts.ipblock_selects_pods else "ipBlock never matches pods (Cilium)"
     lines = [
         f"isolation {len(report.summary)} clinic namespaces, {report.pairs_checked} cross-clinic connections "
@@ -239,8 +297,19 @@ class RenderError(Exception):
     """The program stopped before registering its resources (bad config or tenants)."""
 
 
+def variant_config(spec: str) -> tuple[str, dict[str, str]]:
+    """'dev' is the dev stack as it is; 'dev+<name>' is dev with tools/check_variants/<name>.yaml laid over it."""
+    stack, _, variant = spec.partition("+")
+    if not variant:
+        return stack, stack_config(stack)
+    doc = yaml.safe_load((VARIANTS / f"{variant}.yaml").read_text(encoding="utf-8"))
+    if doc.get("stack") != stack:
+        raise RenderError(f"variant {variant} is of stack {doc.get('stack')}, not {stack}")
+    return stack, stack_config(stack, overrides=doc.get("config") or {})
+
+
 def check_stack(
-    stack: str,
+    spec: str,
     out: Path,
     do_schema: bool,
     do_isolation: bool,
@@ -248,23 +317,24 @@ def check_stack(
     do_shell: bool = False,
     promtool: str = "",
 ) -> tuple[StackResult, Path]:
-    """Render the stack (or, with `rendered`, check objects already written there, edited or not) and check them."""
-    result = StackResult(stack)
+    """Render the stack or variant (or, with `rendered`, check objects already written there, edited or not) and
+    check them."""
+    result = StackResult(spec)
     try:
-        config = stack_config(stack)
+        stack, config = variant_config(spec)
         settings = stack_settings(config, stack)
         run = run_program(stack, config)
     except Exception as exc:  # the program's RunError carries the user-facing message
         raise RenderError(str(exc).split("RunError: ", 1)[-1]) from exc
     if rendered is None:
-        folder = out / stack
+        folder = out / spec
         counts = write(run, folder)
         objects = read_rendered(folder)
-        result.lines.append(f"== {stack}: {counts['kubernetes']} Kubernetes objects rendered to {folder}")
+        result.lines.append(f"== {spec}: {counts['kubernetes']} Kubernetes objects rendered to {folder}")
     else:
         folder = rendered
         objects = read_rendered(folder)
-        result.lines.append(f"== {stack}: {len(objects)} Kubernetes objects read from {folder}")
+        result.lines.append(f"== {spec}: {len(objects)} Kubernetes objects read from {folder}")
     if do_schema:
         findings, line = check_schema(objects, settings.cluster.kubernetes_version, folder)
         result.findings += findings

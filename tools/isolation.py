@@ -226,14 +226,24 @@ def _reachability(
     controller: Pod,
     own: IpSet,
 ) -> tuple[str, list[str]]:
-    """The positive side: the clinic's Service backends answer the ingress controller and the clinic's networks."""
+    """The positive side: the clinic's Service backends answer the ingress controller, and the clinic's networks on
+    the ports its own load balancer carries (none for a ClusterIP Service: those clinics come in through the ingress;
+    a port annotated `port_<n>_no_lb_rule` is reached through the ingress too)."""
     problems: list[str] = []
     parts: list[str] = []
     probe = [ipaddress.ip_address(c.split("/")[0]) for c in own.cidrs()]
     for svc in services:
         if (svc.get("metadata") or {}).get("namespace") != ns:
             continue
-        selector = (svc.get("spec") or {}).get("selector") or {}
+        spec = svc.get("spec") or {}
+        annotations = (svc.get("metadata") or {}).get("annotations") or {}
+        direct = {
+            int(p.get("port") or 0)
+            for p in spec.get("ports") or []
+            if spec.get("type") == "LoadBalancer"
+            and str(annotations.get(f"service.beta.kubernetes.io/port_{p.get('port')}_no_lb_rule")).lower() != "true"
+        }
+        selector = spec.get("selector") or {}
         backends = [p for p in pods if selector and all(p.labels.get(k) == v for k, v in selector.items())]
         svc_name = (svc.get("metadata") or {}).get("name")
         if not backends:
@@ -243,9 +253,9 @@ def _reachability(
                 port = f"{cp.port}/{cp.protocol}"
                 if not cluster.allowed(controller, backend, cp.port, cp.protocol):
                     problems.append(f"{ns}: the ingress controller cannot reach {backend} on {port}")
-                for ip in probe:
+                for ip in probe if cp.port in direct else []:
                     if not cluster.ingress_allowed(backend, ip, cp.port, cp.protocol):
                         problems.append(f"{ns}: the clinic's network {ip} cannot reach {backend} on {port}")
-                parts.append(port)
+                parts.append(port + ("" if cp.port in direct else " (ingress only)"))
     reach = ", ".join(sorted(set(parts))) or "no ports"
     return f"reached on {reach} by the ingress controller and {own} only", problems

@@ -14,14 +14,16 @@ from orca_platform.errors import InputError
 from orca_platform.settings import Settings
 from orca_platform.stack_plan import plan_stack
 from orca_platform.tenants import TenantsFile, load_tenants
+from tools import plan_report
 from tools.cli import run
 from tools.plan_chart import write_chart
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 # (heading, width); GROUPS label runs of columns on a line above the headings.
 COLUMNS = (
-    ("VM size", 17),
-    ("storage", 16),
+    ("node size", 17),
+    ("storage", 22),
+    ("maxPods", 7),
     ("cpu", 4),
     ("memory", 6),
     ("pods", 4),
@@ -33,18 +35,19 @@ COLUMNS = (
     ("now", 8),
     ("", 7),
 )
-GROUPS = ((2, 6, "clinics per node by"), (9, 11, "$ per clinic-month"))
+GROUPS = ((3, 7, "clinics per node by"), (10, 12, "$ per clinic-month"))
 
 
 def _row(r: NodeFit) -> list[str]:
     def usd(value: float | None) -> str:
         if value is None:
             return "n/a"
-        return f"{value:.2f}" + ("+" if r.cost_is_lower_bound else "")
+        return f"{value:.2f}" + ("~" if r.cost_estimated else "")
 
     return [
         r.vm_size,
-        r.storage,
+        r.storage_class,
+        str(r.max_pods_for_density),
         str(r.by_cpu),
         str(r.by_memory),
         str(r.by_pods),
@@ -95,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tenants", default="")
     ap.add_argument("--json", default="", help="where to write the JSON (default build/plan/<stack>.json)")
     ap.add_argument("--chart", default="", help="where to draw the nodes as SVG (default build/plan/<stack>.svg)")
+    ap.add_argument("--commitment", default="payg", choices=["payg", "1y", "3y"], help="for the cheapest-cell line")
     args = ap.parse_args(argv)
     catalogue = load_catalogue()
     try:
@@ -109,11 +113,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.stack}: {len(tenants.clinics)} clinics from {tenants_name}, density target {target} per node, "
         f"maxPods {pool.max_pods}, storage SKU {settings.storage.sku}"
     )
-    print(render_table(rows, target))
+    shown = [r for r in rows if r.used_by_stack or (r.per_node >= target and r.per_clinic_at_density_usd is not None)]
+    print(render_table(shown, target))
+    print(f"({len(rows) - len(shown)} more rows below the density target or without a price: see the JSON)")
     print(
         "at density = node price / clinics per node + storage; now = (node price x nodes incl. spare + storage) / "
-        f"clinics; '+' = ZRS priced at the LRS figure (a lower bound); prices as of {catalogue.as_of} "
-        "(orca_platform/catalogue.yaml)"
+        f"clinics; '~' = contains an estimate; prices as of {catalogue.as_of} "
+        "(orca_platform/catalogue.yaml); n/a = no price in the facts"
     )
     hidden = unpriced(rows)
     if hidden:
@@ -126,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         plan = plan_capacity(settings, tenants, catalogue, config_source)
+        stack = plan_stack(settings, tenants, catalogue, tenants_name, config_source, enforce_walls=False)
+        print("\n".join(plan_report.report(stack, args.commitment)))
         plan_stack(settings, tenants, catalogue, tenants_name, config_source)
     except InputError as exc:
         out.write_text(json.dumps({"rows": [r.as_dict() for r in rows], "error": str(exc)}, indent=2) + "\n")

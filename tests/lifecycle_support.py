@@ -33,12 +33,21 @@ def base_tenants(stack: str = "dev") -> dict[str, Any]:
                 "32Gi",
                 sourceCidrs=[addr.vpn_cidrs[0]],
                 privateIp=addr.free_ips[0],
+                # A fixed privateIp is its own load balancer's: pinned, since prod's default is ingress-only.
+                frontDoor="loadbalancer",
                 restores=[
                     {"id": "r1", "fromSnapshot": SNAPSHOT_OF_FIRST_VOLUME},
                     {"id": "r2", "fromDump": "daily/alpha-naika/20261125T163000Z.dump"},
                 ],
             ),
-            clinic_doc("beta-geka", "small", "120Gi", sourceCidrs=[addr.vpn_cidrs[1]], privateIp=addr.free_ips[1]),
+            clinic_doc(
+                "beta-geka",
+                "small",
+                "120Gi",
+                sourceCidrs=[addr.vpn_cidrs[1]],
+                privateIp=addr.free_ips[1],
+                frontDoor="loadbalancer",
+            ),
         ],
         "retiredClinicIds": ["gamma-old"],
     }

@@ -106,7 +106,15 @@ def two_clinics(addr: AddressPlan) -> dict[str, Any]:
     miss the dev stack's density target of 20 per node, which is not what these tests are about)."""
     return {
         "clinics": [
-            clinic_doc("alpha-naika", "small", "32Gi", sourceCidrs=[addr.vpn_cidrs[0]], privateIp=addr.free_ips[0]),
+            # A fixed privateIp belongs to a clinic's own load balancer: pinned, since prod's default is ingress-only.
+            clinic_doc(
+                "alpha-naika",
+                "small",
+                "32Gi",
+                sourceCidrs=[addr.vpn_cidrs[0]],
+                privateIp=addr.free_ips[0],
+                frontDoor="loadbalancer",
+            ),
             clinic_doc(
                 "beta-geka",
                 "small",
@@ -114,6 +122,7 @@ def two_clinics(addr: AddressPlan) -> dict[str, Any]:
                 sourceCidrs=[addr.vpn_cidrs[1]],
                 privateIp=addr.free_ips[1],
                 hostname=f"beta.{addr.zone}",
+                frontDoor="loadbalancer",
             ),
         ],
         "retiredClinicIds": ["gamma-old"],

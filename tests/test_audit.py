@@ -514,6 +514,10 @@ def test_restores_are_listed_with_their_sources() -> None:
     ]
 
 
+# A prod image: from the stack's registry, by digest (prod floors), so the change is the image alone.
+NEW_IMAGE = "orcaplatformprod.azurecr.io/orca/jma-receipt@sha256:" + "5" * 64
+
+
 def test_the_report_says_what_changed_since_the_previous_one(prod_export: dict[str, Any], tmp_path: Path) -> None:
     (tmp_path / "before").mkdir()
     run_audit(tmp_path / "before", prod_export)
@@ -529,14 +533,14 @@ def test_the_report_says_what_changed_since_the_previous_one(prod_export: dict[s
         r for r in k8s_resources(doc, "Deployment") if r["inputs"]["metadata"]["namespace"] == "orca-aoba-seikei"
     )
     for part in ("inputs", "outputs"):
-        dep[part]["spec"]["template"]["spec"]["containers"][0]["image"] = "acr.azurecr.io/orca/jma-receipt:5.3.0-1"
+        dep[part]["spec"]["template"]["spec"]["containers"][0]["image"] = NEW_IMAGE
     (tmp_path / "after").mkdir()
     _, report, md = run_audit(tmp_path / "after", doc, "--previous", str(previous))
     assert report is not None
     changes = report["changes"]
     assert changes["clinicsRemoved"] == ["kaede-ganka"] and changes["clinicsAdded"] == []
     assert [d["field"] for d in changes["clinicsChanged"]["aoba-seikei"]] == ["image"]
-    assert changes["clinicsChanged"]["aoba-seikei"][0]["after"] == ["acr.azurecr.io/orca/jma-receipt:5.3.0-1"]
+    assert changes["clinicsChanged"]["aoba-seikei"][0]["after"] == [NEW_IMAGE]
     assert set(changes["clinicsChanged"]) == {"aoba-seikei"}
     assert changes["previousReport"]["exportSha256"] == json.loads(previous.read_text())["export"]["sha256"]
     assert "## Changes since the previous report" in md and "Clinics removed: kaede-ganka" in md

@@ -51,6 +51,10 @@ def add_one_resize_another(tenants: Path) -> None:
     doc = yaml.safe_load(tenants.read_text(encoding="utf-8"))
     midori = next(c for c in doc["clinics"] if c["id"] == "midori-kodomo")
     midori.update(size="medium", volumeSize="160Gi")
+    # The new clinic shares kaede-ganka's LAN (every VPN range of the sample serves a clinic): both name the shared
+    # network, which renders nothing, so kaede-ganka's objects stay as they are.
+    kaede = next(c for c in doc["clinics"] if c["id"] == "kaede-ganka")
+    kaede["sharedNetwork"] = "kaede-group"
     doc["clinics"].append(
         {
             "id": "tsubaki-jibika",
@@ -58,6 +62,7 @@ def add_one_resize_another(tenants: Path) -> None:
             "size": "small",
             "volumeSize": "32Gi",
             "sourceCidrs": ["192.168.50.128/25"],
+            "sharedNetwork": "kaede-group",
         }
     )
     tenants.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")

@@ -89,7 +89,7 @@ def test_plan_table_shows_priced_rows_only_the_stacks_own_first() -> None:
     assert not any("n/a" in line for line in body)
     # Every column has a heading, and the grouped ones say what they count.
     headings = table[1].split()
-    assert headings[:2] == ["VM", "size"] and "binding" in headings and "now" in headings
+    assert headings[:2] == ["node", "size"] and "binding" in headings and "now" in headings
     assert "clinics per node by" in table[0] and "$ per clinic-month" in table[0]
 
 

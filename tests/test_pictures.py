@@ -58,7 +58,13 @@ def test_many_mixed_clinics_need_the_nodes_the_plan_says() -> None:
     settings = settings_from(raw)
     addr = address_plan(settings)
     sizes = ("small", "small", "medium", "large")
-    doc = {"clinics": [clinic_doc(f"c-{i:02d}", sizes[i % 4], sourceCidrs=[addr.vpn_cidrs[0]]) for i in range(40)]}
+    # One practice group on one LAN: what the packing sees is the sizes, not the networks.
+    doc = {
+        "clinics": [
+            clinic_doc(f"c-{i:02d}", sizes[i % 4], sourceCidrs=[addr.vpn_cidrs[0]], sharedNetwork="group")
+            for i in range(40)
+        ]
+    }
     tenants = parse_tenants(doc, "t.yaml")
     plan = plan_capacity(settings, tenants, load_catalogue())
     placement = place(settings, tenants, load_catalogue(), plan.chosen)

@@ -15,6 +15,7 @@ from components import (
     OrcaTenant,
     OrcaTenantArgs,
 )
+from components.admission_guard import AdmissionGuard, AdmissionGuardArgs
 from components.backup_storage import BackupStorage, BackupStorageArgs
 from components.clinic_backup import BackupTarget
 from components.cluster import ORCA_POOL_LABEL, ORCA_POOL_VALUE
@@ -61,6 +62,17 @@ cluster = Cluster(
 ingress = IngressController(
     "ingress",
     IngressControllerArgs(settings=s.ingress, ilb_subnet_name=network.ilb_subnet_name, provider=cluster.provider),
+)
+
+# The cluster refuses what would destroy clinic data, whoever asks (docs/runbooks.md, break glass).
+AdmissionGuard(
+    "admission-guard",
+    AdmissionGuardArgs(
+        break_glass_group=s.cluster.break_glass_group,
+        storage_classes=cluster.storage_class_names,
+        snapshot_classes=sorted(cluster.snapshot_class_names.values()),
+        provider=cluster.provider,
+    ),
 )
 
 backups = BackupStorage(

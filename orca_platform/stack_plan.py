@@ -27,6 +27,8 @@ class ClinicPlan:
     image: str
     dump_schedule: str
     snapshot_schedule: str
+    # The clinic had data before (the stack's history says so): an empty volume is a wrong one, never seeded.
+    expect_data: bool = False
 
     @property
     def id(self) -> str:

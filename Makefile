@@ -11,10 +11,11 @@ OUT ?= build/synth/$(STACK)
 EXPORT ?= build/synth/$(STACK)/stack-export.json
 REPORT ?= build/audit/$(STACK)
 
-.PHONY: help venv scan-venv policy-venv test lint typecheck unit checks synth synth-all plan export audit audit-samples bench clean
+.PHONY: help venv scan-venv policy-venv deb-postgres test lint typecheck unit checks synth synth-all plan export audit audit-samples bench clean
 
 help:
 	@echo "make test                           lint, type-check, unit tests and offline checks (what CI runs)"
+	@echo "make deb-postgres                    Debian's PostgreSQL for the real-database tests (make unit runs it)"
 	@echo "make synth  [STACK= TENANTS= OUT=]  run the program offline and write what it would create"
 	@echo "make plan   [STACK= TENANTS=]       density and cost table for the stack's clinics"
 	@echo "make export [STACK=]                a stack export (deployment v3) of the offline run, for audits"
@@ -55,8 +56,21 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
+# Debian's PostgreSQL server and postgresql-common for the real-database tests (tests/test_postgres_scripts.py):
+# installed once, a no-op afterwards. Without apt-get the tests are skipped, and say so.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+deb-postgres:
+	@if ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && command -v pg_createcluster >/dev/null; then \
+		echo "PostgreSQL server present: $$(ls /usr/lib/postgresql | tr '\n' ' ')"; \
+	elif ! command -v apt-get >/dev/null; then \
+		echo "no apt-get here: tests/test_postgres_scripts.py will be skipped (no PostgreSQL server)"; \
+	else \
+		$(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql; \
+	fi
+
 # The checkov tests call the scan virtualenv: build it first so they run, not skip, on a fresh clone.
-unit: venv scan-venv
+unit: venv scan-venv deb-postgres
 	$(PY) -m pytest
 
 # Schema validation, security scan and isolation proof over both sample stacks.

@@ -325,7 +325,12 @@ class ClinicBackup(pulumi.ComponentResource):
                 restart_policy="Never",
                 node_selector=a.pool_selector,
                 tolerations=[k8s.core.v1.TolerationArgs(key=key, operator="Equal", value=value, effect="NoSchedule")],
-                security_context=None if as_root else tools_pod_security(),
+                # Pods with ORCA's image run as root as ORCA does (each container sets its own context).
+                security_context=k8s.core.v1.PodSecurityContextArgs(
+                    seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault")
+                )
+                if as_root
+                else tools_pod_security(),
                 init_containers=init_containers,
                 containers=containers,
                 volumes=self._volumes() + (extra_volumes or []),

@@ -7,8 +7,9 @@ admission_guard.py renders it, tests/test_admission_guard.py evaluates the expre
 
 CEL facts relied on (Kubernetes "Validating Admission Policy" reference): for DELETE `object` is null and
 `oldObject` is the stored object; `namespaceObject` is the namespace of a namespaced request (null for
-cluster-scoped ones); a binding's namespaceSelector never excludes a cluster-scoped object, and for a Namespace
-it is matched against that namespace's own labels.
+cluster-scoped ones); variables are evaluated lazily, when an expression first reaches them, so a variable that
+reads `object` is only ever reached behind `request.operation != 'UPDATE' ||`; a binding's namespaceSelector never
+excludes a cluster-scoped object, and for a Namespace it is matched against that namespace's own labels.
 """
 
 from __future__ import annotations
@@ -55,9 +56,8 @@ def _list(values: Sequence[str]) -> str:
 
 
 def _label(obj: str, key: str) -> str:
-    """The value of a label of `obj`, '' when the object or the label is absent (never an evaluation error)."""
-    present = f"{obj} != null && has({obj}.metadata.labels) && '{key}' in {obj}.metadata.labels"
-    return f"({present} ? {obj}.metadata.labels['{key}'] : '')"
+    """The value of a label of `obj`, '' when the label is absent. Only referenced where `obj` is set."""
+    return f"(has({obj}.metadata.labels) && '{key}' in {obj}.metadata.labels ? {obj}.metadata.labels['{key}'] : '')"
 
 
 def _break_glass(group: str | None) -> Expression:
@@ -71,8 +71,8 @@ def _backup_account(namespace: str) -> str:
 
 
 # A namespace being deleted: only the break-glass group can have started that (rule 1), so what the namespace
-# controller then deletes inside it is allowed.
-_TERMINATING = Expression("terminating", "namespaceObject != null && has(namespaceObject.metadata.deletionTimestamp)")
+# controller then deletes inside it is allowed. Only referenced for namespaced requests, where namespaceObject is set.
+_TERMINATING = Expression("terminating", "has(namespaceObject.metadata.deletionTimestamp)")
 
 
 def guard_policies(
@@ -171,7 +171,7 @@ def guard_policies(
             Expression("backupOfOwner", f"has({ref}.namespace) && {_backup_account(f'{ref}.namespace')}"),
             Expression(
                 "releasing",
-                "oldObject.spec.deletionPolicy == 'Retain' && object != null && object.spec.deletionPolicy != 'Retain'",
+                "oldObject.spec.deletionPolicy == 'Retain' && object.spec.deletionPolicy != 'Retain'",
             ),
         ),
         validations=(

@@ -345,7 +345,7 @@ if [ -n "${{RESTORE_MARKER:-}}" ] && [ ! -e "$STATE/$RESTORE_MARKER" ]; then
 fi
 control=$(/usr/lib/postgresql/{v}/bin/pg_controldata "$pgdata" 2>&1) || refuse "pg_controldata: $control"
 case "$control" in
-  *"calculated CRC checksum does not match"*) refuse "pg_control is damaged: $control" ;;
+  *"CRC checksum does not match"*) refuse "pg_control is damaged: $control" ;;
 esac
 state=$(printf '%s\\n' "$control" | sed -n 's/^Database cluster state: *//p')
 case "$state" in

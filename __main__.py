@@ -19,6 +19,7 @@ from components.admission_guard import AdmissionGuard, AdmissionGuardArgs
 from components.backup_storage import BackupStorage, BackupStorageArgs
 from components.clinic_backup import BackupTarget
 from components.cluster import ORCA_POOL_LABEL, ORCA_POOL_VALUE
+from components.maintenance_mover import MaintenanceMover, MaintenanceMoverArgs
 from config import load_stack_plan
 from orca_platform import naming
 
@@ -123,6 +124,21 @@ tenants = [
     )
     for clinic in plan.clinics
 ]
+
+# ORCA pods never leave a node by eviction (their PodDisruptionBudgets): inside the maintenance window this moves
+# them off the nodes AKS cordons for an upgrade (docs/data-safety.md, disruptions).
+MaintenanceMover(
+    "maintenance",
+    MaintenanceMoverArgs(
+        window=s.cluster.maintenance_window,
+        tools_image=s.backup.tools_image,
+        clinic_namespaces=[t.namespace for t in tenants],
+        pool_selector={ORCA_POOL_LABEL: ORCA_POOL_VALUE},
+        pool_taint=(ORCA_POOL_LABEL, ORCA_POOL_VALUE),
+        provider=cluster.provider,
+        depends_on=list(tenants),
+    ),
+)
 
 pulumi.export("clusterName", cluster.name)
 pulumi.export("ingressPrivateIp", ingress.private_ip)

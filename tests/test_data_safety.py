@@ -267,3 +267,79 @@ def test_an_unknown_time_zone_is_refused_before_anything_is_registered() -> None
     with pytest.raises(InputError) as err:
         parse_settings(raw, "Pulumi.dev.yaml")
     assert "orca-platform:orca.timezone" in str(err.value) and "Asia/Tokyo" in str(err.value)
+
+
+# --- moving servers inside the maintenance window ---------------------------------------------------------------
+
+
+def test_the_window_in_utc_and_the_days_it_touches() -> None:
+    from orca_platform.maintenance import mover_schedule
+    from orca_platform.settings import MaintenanceWindow
+
+    # prod: Sunday 02:00 JST is Saturday 17:00 UTC.
+    prod = mover_schedule(MaintenanceWindow(day_of_week="Sunday", start_time="02:00", duration_hours=4))
+    assert (prod.start, prod.minutes, prod.cron) == (5 * 1440 + 17 * 60, 240, "*/5 * * * 6")
+    # Sunday 06:00 JST for 4 h is Saturday 21:00 to Sunday 01:00 UTC: two days in cron, one window.
+    late = mover_schedule(MaintenanceWindow(day_of_week="Sunday", start_time="06:00", duration_hours=4))
+    assert late.cron == "*/5 * * * 0,6"
+    assert late.is_open(5 * 1440 + 21 * 60) and late.is_open(6 * 1440 + 59)
+    assert not late.is_open(6 * 1440 + 60) and not late.is_open(5 * 1440 + 20 * 60 + 59)
+    # Monday 01:00 at UTC-05:00 is Monday 06:00 UTC; Monday 00:30 UTC+09:00 wraps to Sunday 15:30 UTC.
+    west = mover_schedule(MaintenanceWindow(day_of_week="Monday", start_time="01:00", utc_offset="-05:00"))
+    assert west.start == 6 * 60
+    wrap = mover_schedule(MaintenanceWindow(day_of_week="Monday", start_time="00:30", duration_hours=4))
+    assert wrap.start == 6 * 1440 + 15 * 60 + 30 and wrap.cron == "*/5 * * * 0"
+
+
+MOVER_KUBECTL = """#!/bin/sh
+echo "kubectl $*" >> "$LOG"
+case "$1 $2" in
+  "get nodes") printf 'aks-orca-1\\n' ;;
+  "get pod")
+    case "$*" in
+      *orca-test-sakura*) printf 'orca-aaa=aks-orca-1\\n' ;;
+      *orca-test-aoba*) printf 'orca-bbb=aks-orca-2\\n' ;;
+    esac ;;
+  "delete pod") ;;
+  *) exit 1 ;;
+esac
+"""
+
+
+@pytest.mark.parametrize(("now", "moved"), [("2026-12-01T14:00:00Z", True), ("2026-12-01T18:00:00Z", False)])
+def test_the_mover_deletes_servers_on_cordoned_nodes_only_inside_the_window(
+    tmp_path: Path, dev_run: Run, now: str, moved: bool
+) -> None:
+    """dev's window: Tuesday 22:00 JST for 4 h, 13:00 to 17:00 UTC. 1 Dec 2026 is a Tuesday."""
+    cron = _named(dev_run, "CronJob", "orca-maintenance", "orca-maintenance-mover")
+    container = _pod(cron)["containers"][0]
+    script = _named(dev_run, "ConfigMap", "orca-maintenance", "orca-maintenance-mover").inputs["data"]["move.sh"]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool, text in (
+        ("kubectl", MOVER_KUBECTL),
+        ("date", '#!/bin/sh\nexec /bin/date -d "$FAKE_NOW" "$@"\n'),
+    ):
+        (bin_dir / tool).write_text(text, encoding="utf-8")
+        (bin_dir / tool).chmod(0o755)
+    log = tmp_path / "kubectl.log"
+    env = {**_env(container), "PATH": f"{bin_dir}:/usr/bin:/bin", "LOG": str(log), "FAKE_NOW": now}
+    result = subprocess.run(  # noqa: S603 - the rendered script
+        ["/bin/sh", "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    deletes = [line for line in log.read_text().splitlines() if "delete" in line] if log.exists() else []
+    if moved:
+        assert deletes == ["kubectl delete pod -n orca-test-sakura orca-aaa --wait=false"], result.stdout
+    else:
+        assert deletes == [] and "outside the maintenance window" in result.stdout
+
+
+def test_the_mover_may_delete_pods_in_clinic_namespaces_only(dev_run: Run) -> None:
+    bindings = [b for b in dev_run.k8s("RoleBinding") if b.inputs["metadata"]["name"] == "orca-maintenance-mover"]
+    assert {b.inputs["metadata"]["namespace"] for b in bindings} == {f"orca-{c}" for c in dev_run.outputs["clinics"]}
+    pods_role = next(
+        r for r in dev_run.k8s("ClusterRole") if r.inputs["metadata"]["name"] == "orca-maintenance-mover-pods"
+    )
+    assert pods_role.inputs["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "delete"]}]
+    crbs = [b for b in dev_run.k8s("ClusterRoleBinding") if b.inputs["roleRef"]["name"].startswith("orca-maintenance")]
+    assert [b.inputs["roleRef"]["name"] for b in crbs] == ["orca-maintenance-mover-nodes"]

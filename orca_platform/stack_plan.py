@@ -9,7 +9,7 @@ from .capacity import CapacityPlan, clinic_strategy, plan_capacity, storage_prob
 from .catalogue import Catalogue, ClinicSize
 from .errors import InputError, Problem
 from .naming import fqdn, namespace, record_name, state_pvc
-from .settings import Settings
+from .settings import Environment, Settings
 from .storage import StorageStrategy, strategy
 from .tenants import Clinic, TenantsFile
 
@@ -83,6 +83,31 @@ def _name_problems(settings: Settings, tenants: TenantsFile, source: str) -> lis
     return problems
 
 
+_DIGEST = "@sha256:"
+
+
+def _digest_problems(
+    settings: Settings, tenants: TenantsFile, tenants_source: str, config_source: str
+) -> list[Problem]:
+    """prod runs only images pinned by digest: a tag can be pushed again with other contents, and the pre-upgrade
+    backup, the rollback and the audit all name what runs by its reference."""
+    if settings.environment is not Environment.PROD:
+        return []
+    message = (
+        "must be pinned by digest in prod (registry/repository:tag@sha256:<64 hex digits>, "
+        "as `az acr repository show-manifests` lists it): a tag can be pushed again with other contents"
+    )
+    problems = [
+        Problem(config_source, f"orca-platform:{key}", message)
+        for key, image in (("orca.image", settings.orca.image), ("backup.toolsImage", settings.backup.tools_image))
+        if _DIGEST not in image
+    ]
+    problems += [
+        Problem(tenants_source, "image", message, c.id) for c in tenants.clinics if c.image and _DIGEST not in c.image
+    ]
+    return problems
+
+
 def plan_stack(
     settings: Settings, tenants: TenantsFile, catalogue: Catalogue, tenants_source: str, config_source: str
 ) -> StackPlan:
@@ -92,6 +117,7 @@ def plan_stack(
     problems += _size_problems(tenants, catalogue, tenants_source)
     problems += _name_problems(settings, tenants, tenants_source)
     problems += storage_problems(settings, tenants, tenants_source, config_source)
+    problems += _digest_problems(settings, tenants, tenants_source, config_source)
     if problems:
         raise InputError(problems)
     capacity = plan_capacity(settings, tenants, catalogue, config_source)

@@ -343,3 +343,26 @@ def test_the_mover_may_delete_pods_in_clinic_namespaces_only(dev_run: Run) -> No
     assert pods_role.inputs["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "delete"]}]
     crbs = [b for b in dev_run.k8s("ClusterRoleBinding") if b.inputs["roleRef"]["name"].startswith("orca-maintenance")]
     assert [b.inputs["roleRef"]["name"] for b in crbs] == ["orca-maintenance-mover-nodes"]
+
+
+# --- prod images by digest -------------------------------------------------------------------------------------
+
+
+def test_prod_refuses_images_pinned_by_tag_only_before_anything_is_registered(tmp_path: Path) -> None:
+    from tests.orca_test_support import attempt, program_config, raw_settings
+
+    raw = raw_settings("prod")
+    tagged = raw["orca"]["image"].split("@", 1)[0]
+    doc = yaml.safe_load((PROJECT_DIR / "tenants.yaml").read_text(encoding="utf-8"))
+    first = doc["clinics"][0]
+    first["image"] = tagged
+    tenants = tmp_path / "tenants.yaml"
+    tenants.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    result = attempt("prod", program_config("prod", tenants=tenants, orca={**raw["orca"], "image": tagged}))
+    assert result.error is not None and result.registered == []
+    message = str(result.error)
+    assert "Pulumi.prod.yaml: field 'orca-platform:orca.image': must be pinned by digest" in message
+    assert f"clinic '{first['id']}': field 'image': must be pinned by digest" in message
+    assert "@sha256:" in message and "backup.toolsImage" not in message
+    # dev may run tags (an operator trying a build).
+    assert "@sha256:" not in raw_settings("dev")["orca"]["image"]

@@ -16,12 +16,11 @@ import pulumi_kubernetes as k8s
 
 from orca_platform import naming
 from orca_platform import settings as model
-from orca_platform.maintenance import MOVER_SCRIPT, mover_schedule
+from orca_platform.maintenance import MOVER_SCRIPT, NAMESPACE, mover_schedule
 
 from .k8s_objects import ApiObject, dns_egress_rule
 from .pod_security import tools_pod_security, tools_security_context
 
-NAMESPACE = "orca-maintenance"
 NAME = "orca-maintenance-mover"
 LABELS = {
     "app.kubernetes.io/name": NAME,

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from .settings import MaintenanceWindow
 
+# The platform's own namespace for it (a name the audit rules already count as the platform's, never a clinic's).
+NAMESPACE = "orca-system"
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 WEEK = 7 * 24 * 60
 EVERY_MINUTES = 5

@@ -8,6 +8,7 @@ from .addressing import network_problems, tenant_address_problems
 from .capacity import CapacityPlan, clinic_strategy, plan_capacity, storage_problems
 from .catalogue import Catalogue, ClinicSize
 from .errors import InputError, Problem
+from .maintenance import NAMESPACE as MAINTENANCE_NAMESPACE
 from .naming import fqdn, namespace, record_name, state_pvc
 from .settings import Environment, Settings
 from .storage import StorageStrategy, strategy
@@ -79,6 +80,9 @@ def _name_problems(settings: Settings, tenants: TenantsFile, source: str) -> lis
         owners.setdefault(host, c)
         if namespace(c.id) == settings.ingress.namespace:
             message = f"gives namespace {namespace(c.id)}, the ingress controller's own namespace"
+            problems.append(Problem(source, "id", message, c.id))
+        if namespace(c.id) == MAINTENANCE_NAMESPACE:
+            message = f"gives namespace {namespace(c.id)}, the platform's own (maintenance) namespace"
             problems.append(Problem(source, "id", message, c.id))
     return problems
 

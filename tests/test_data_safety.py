@@ -311,9 +311,9 @@ def test_the_mover_deletes_servers_on_cordoned_nodes_only_inside_the_window(
     tmp_path: Path, dev_run: Run, now: str, moved: bool
 ) -> None:
     """dev's window: Tuesday 22:00 JST for 4 h, 13:00 to 17:00 UTC. 1 Dec 2026 is a Tuesday."""
-    cron = _named(dev_run, "CronJob", "orca-maintenance", "orca-maintenance-mover")
+    cron = _named(dev_run, "CronJob", "orca-system", "orca-maintenance-mover")
     container = _pod(cron)["containers"][0]
-    script = _named(dev_run, "ConfigMap", "orca-maintenance", "orca-maintenance-mover").inputs["data"]["move.sh"]
+    script = _named(dev_run, "ConfigMap", "orca-system", "orca-maintenance-mover").inputs["data"]["move.sh"]
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for tool, text in (
@@ -366,3 +366,18 @@ def test_prod_refuses_images_pinned_by_tag_only_before_anything_is_registered(tm
     assert "@sha256:" in message and "backup.toolsImage" not in message
     # dev may run tags (an operator trying a build).
     assert "@sha256:" not in raw_settings("dev")["orca"]["image"]
+
+
+def test_a_clinic_cannot_take_the_platforms_own_namespace() -> None:
+    from orca_platform.catalogue import load_catalogue
+    from orca_platform.errors import InputError
+    from orca_platform.stack_plan import plan_stack
+    from orca_platform.tenants import parse_tenants
+    from tests.orca_test_support import load_settings
+
+    doc = yaml.safe_load((PROJECT_DIR / "tenants.dev.yaml").read_text(encoding="utf-8"))
+    doc["clinics"][0]["id"] = "system"
+    tenants = parse_tenants(doc, "tenants.dev.yaml")
+    with pytest.raises(InputError) as err:
+        plan_stack(load_settings("dev"), tenants, load_catalogue(), "tenants.dev.yaml", "Pulumi.dev.yaml")
+    assert "clinic 'system': field 'id': gives namespace orca-system" in str(err.value)

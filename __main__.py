@@ -136,7 +136,6 @@ MaintenanceMover(
         pool_selector={ORCA_POOL_LABEL: ORCA_POOL_VALUE},
         pool_taint=(ORCA_POOL_LABEL, ORCA_POOL_VALUE),
         provider=cluster.provider,
-        depends_on=list(tenants),
     ),
 )
 

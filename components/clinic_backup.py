@@ -12,7 +12,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pulumi_azure_native import authorization, managedidentity
 
-from orca_platform import backup_plan, naming, orca_image
+from orca_platform import backup_plan, maintenance, naming, orca_image
 from orca_platform import settings as model
 from orca_platform.stack_plan import ClinicPlan
 
@@ -182,6 +182,18 @@ class ClinicBackup(pulumi.ComponentResource):
             ),
             subjects=[k8s.rbac.v1.SubjectArgs(kind="ServiceAccount", name=backup_plan.SERVICE_ACCOUNT, namespace=ns)],
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[sa])),
+        )
+        # Inside the maintenance window the platform's mover may move this clinic's server off a cordoned node.
+        k8s.rbac.v1.RoleBinding(
+            f"{name}-maintenance-mover",
+            metadata=meta(maintenance.MOVER),
+            role_ref=k8s.rbac.v1.RoleRefArgs(
+                api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=maintenance.MOVER_POD_ROLE
+            ),
+            subjects=[
+                k8s.rbac.v1.SubjectArgs(kind="ServiceAccount", name=maintenance.MOVER, namespace=maintenance.NAMESPACE)
+            ],
+            opts=k8s_opts,
         )
         scripts = k8s.core.v1.ConfigMap(
             f"{name}-scripts",

@@ -3,7 +3,7 @@
 Every ORCA server's PodDisruptionBudget forbids evictions, so a node drain alone would wait for ever (and an AKS
 node upgrade would fail at its drain timeout). This CronJob, in a namespace of its own, runs every few minutes on the
 window's days and acts only while the window is open (orca_platform/maintenance.py). It may list nodes and, in the
-clinic namespaces only (a RoleBinding each), list and delete pods; nothing else.
+clinic namespaces only (each binds it, in ClinicBackup), list and delete pods; nothing else.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ import pulumi_kubernetes as k8s
 
 from orca_platform import naming
 from orca_platform import settings as model
-from orca_platform.maintenance import MOVER_SCRIPT, NAMESPACE, mover_schedule
+from orca_platform.maintenance import MOVER, MOVER_POD_ROLE, MOVER_SCRIPT, NAMESPACE, mover_schedule
 
 from .k8s_objects import ApiObject, dns_egress_rule
 from .pod_security import tools_pod_security, tools_security_context
 
-NAME = "orca-maintenance-mover"
+NAME = MOVER
 LABELS = {
     "app.kubernetes.io/name": NAME,
     "app.kubernetes.io/part-of": "orca-platform",
@@ -38,7 +38,6 @@ class MaintenanceMoverArgs:
     pool_selector: dict[str, str]
     pool_taint: tuple[str, str]
     provider: k8s.Provider
-    depends_on: list[pulumi.Resource]
 
 
 class MaintenanceMover(pulumi.ComponentResource):
@@ -76,24 +75,13 @@ class MaintenanceMover(pulumi.ComponentResource):
             subjects=[subject],
             opts=base,
         )
+        # Each clinic namespace binds the mover to this (ClinicBackup): it moves ORCA pods, nothing of the platform's.
         k8s.rbac.v1.ClusterRole(
             f"{name}-pods",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{NAME}-pods", labels=LABELS),
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=MOVER_POD_ROLE, labels=LABELS),
             rules=[k8s.rbac.v1.PolicyRuleArgs(api_groups=[""], resources=["pods"], verbs=["get", "list", "delete"])],
             opts=base,
         )
-        # Bound in each clinic namespace only: the mover can move ORCA pods and nothing of the platform's own.
-        after = pulumi.ResourceOptions.merge(base, pulumi.ResourceOptions(depends_on=args.depends_on))
-        for clinic_ns in args.clinic_namespaces:
-            k8s.rbac.v1.RoleBinding(
-                f"{name}-{clinic_ns}",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=NAME, namespace=clinic_ns, labels=LABELS),
-                role_ref=k8s.rbac.v1.RoleRefArgs(
-                    api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=f"{NAME}-pods"
-                ),
-                subjects=[subject],
-                opts=after,
-            )
 
         scripts = k8s.core.v1.ConfigMap(
             f"{name}-script", metadata=meta(NAME), data={"move.sh": MOVER_SCRIPT}, opts=in_ns

@@ -16,6 +16,9 @@ from .settings import MaintenanceWindow
 
 # The platform's own namespace for it (a name the audit rules already count as the platform's, never a clinic's).
 NAMESPACE = "orca-system"
+MOVER = "orca-maintenance-mover"
+# The ClusterRole each clinic namespace binds the mover's account to (list and delete pods, there only).
+MOVER_POD_ROLE = f"{MOVER}-pods"
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 WEEK = 7 * 24 * 60
 EVERY_MINUTES = 5

@@ -17,7 +17,7 @@ PROMTOOL ?= promtool
 # apt-get needs root: sudo when not already root (CI runners and workstations alike).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help venv scan-venv policy-venv deb-promtool deb-shellcheck test lint typecheck layers unit checks synth synth-all plan plan-readme diagram pictures diff clinic-card export audit audit-samples bench clean
+.PHONY: help venv scan-venv policy-venv deb-promtool deb-shellcheck deb-postgres test lint typecheck layers unit checks synth synth-all plan plan-readme diagram pictures diff clinic-card export audit audit-samples bench clean
 
 # `make help` prints every target that has a `## ` description on its rule line, in file order: the list cannot
 # drift from the targets (tests/test_operator_tools.py checks that every target has one).
@@ -69,9 +69,21 @@ lint: venv ## ruff check and ruff format --check
 typecheck: venv ## mypy --strict
 	$(VENV)/bin/mypy
 
+# Debian's PostgreSQL server and postgresql-common for the real-database tests (tests/test_postgres_scripts.py):
+# installed once, a no-op afterwards. Without apt-get the tests are skipped, and say so.
+deb-postgres: ## PostgreSQL (apt package postgresql) for the real-database tests, unless already installed
+	@if ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && command -v pg_createcluster >/dev/null; then \
+		echo "PostgreSQL server present: $$(ls /usr/lib/postgresql | tr '\n' ' ')"; \
+	elif ! command -v apt-get >/dev/null; then \
+		echo "no apt-get here: tests/test_postgres_scripts.py will be skipped (no PostgreSQL server)"; \
+	else \
+		$(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql; \
+	fi
+
 # The checkov and promtool tests call the scan virtualenv and promtool, the policy-pack tests the pack's own venv,
-# the shell tests shellcheck: all first, so they run, not skip, on a fresh clone.
-unit: venv scan-venv policy-venv deb-shellcheck deb-promtool ## the unit tests (pytest)
+# the shell tests shellcheck, the real-database tests PostgreSQL: all first, so they run, not skip, on a fresh clone.
+unit: venv scan-venv policy-venv deb-shellcheck deb-promtool deb-postgres ## the unit tests (pytest)
 	$(PY) -m pytest
 
 # Schema validation, security scan, isolation proof, shellcheck and alert rules (promtool) over both sample stacks

@@ -15,9 +15,11 @@ from components import (
     OrcaTenant,
     OrcaTenantArgs,
 )
+from components.admission_guard import AdmissionGuard, AdmissionGuardArgs
 from components.backup_storage import BackupStorage, BackupStorageArgs
 from components.clinic_backup import BackupTarget
 from components.cluster import ORCA_POOL_LABEL, ORCA_POOL_VALUE
+from components.maintenance_mover import MaintenanceMover, MaintenanceMoverArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from config import kubernetes_layer, load_deployment, load_stack_plan, source_commit
 from orca_platform import alerts, naming
@@ -29,6 +31,8 @@ plan = load_stack_plan()
 s = plan.settings
 with_kubernetes = kubernetes_layer(s)
 deployment = load_deployment(plan)
+# The plan as compared with the stack's history: which clinics' live volumes already hold data.
+plan = deployment.plan
 # Role assignment names are unique across the Entra tenant: every stack's seed includes its subscription.
 subscription_id = authorization.get_client_config().subscription_id
 env = s.environment.value
@@ -139,6 +143,29 @@ if cluster.provider is not None:
         )
         for clinic in plan.clinics
     ]
+    # The cluster refuses what would destroy clinic data, whoever asks (docs/runbooks.md, break glass).
+    AdmissionGuard(
+        "admission-guard",
+        AdmissionGuardArgs(
+            break_glass_group=s.cluster.break_glass_group,
+            storage_classes=cluster.storage_class_names,
+            snapshot_classes=sorted(cluster.snapshot_class_names.values()),
+            provider=provider,
+        ),
+    )
+    # ORCA pods never leave a node by eviction (their PodDisruptionBudgets): inside the maintenance window this moves
+    # them off the nodes AKS cordons for an upgrade (docs/data-safety.md, disruptions).
+    MaintenanceMover(
+        "maintenance",
+        MaintenanceMoverArgs(
+            window=s.cluster.maintenance_window,
+            tools_image=s.backup.tools_image,
+            clinic_namespaces=[t.namespace for t in tenants],
+            pool_selector={ORCA_POOL_LABEL: ORCA_POOL_VALUE},
+            pool_taint=(ORCA_POOL_LABEL, ORCA_POOL_VALUE),
+            provider=provider,
+        ),
+    )
     monitoring = Monitoring(
         "monitoring",
         MonitoringArgs(

@@ -12,12 +12,19 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pulumi_azure_native import authorization, managedidentity
 
-from orca_platform import backup_plan, naming, orca_image
+from orca_platform import backup_plan, maintenance, naming, orca_image
 from orca_platform import settings as model
 from orca_platform.stack_plan import ClinicPlan
 
 from .k8s_objects import ApiObject, Meta, dns_egress_rule
-from .orca_pod import STATE_VOLUME, seed_container, size_resources, state_mounts, state_volumes
+from .orca_pod import (
+    SAFE_TO_EVICT,
+    seed_container,
+    size_resources,
+    state_mounts,
+    state_volumes,
+    whole_volume_mount,
+)
 from .pod_security import orca_security_context, tools_pod_security, tools_security_context
 
 WORK = "/work"
@@ -57,13 +64,20 @@ class ClinicBackupArgs:
     provider: k8s.Provider
     clinic_facing_cidrs: tuple[str, ...]
     depends_on: list[pulumi.Resource]
+    # Digest of the server's pod template (backup_plan.backup_key): names the pre-upgrade Jobs.
+    backup_key: str
+    # The name of the clinic's server Deployment, which the pre-upgrade backup stops.
+    deployment: str
 
 
 class ClinicBackup(pulumi.ComponentResource):
-    """Backs up one clinic; exposes the Jobs the ORCA Deployment must wait for."""
+    """Backs up one clinic; exposes the Job the ORCA Deployment must wait for, and that Job's uid."""
 
     pre_upgrade_job: k8s.batch.v1.Job
+    # The uid of the pre-upgrade backup Job: the server's pod template carries it, and its gate checks the volume.
+    backup_job_uid: pulumi.Output[str]
     restore_job: k8s.batch.v1.Job | None
+    verify_job: k8s.batch.v1.Job | None
 
     def __init__(self, name: str, args: ClinicBackupArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("orca:platform:ClinicBackup", name, None, opts)
@@ -126,7 +140,8 @@ class ClinicBackup(pulumi.ComponentResource):
         role = k8s.rbac.v1.Role(
             f"{name}-role",
             metadata=meta(backup_plan.SERVICE_ACCOUNT),
-            # Only what the scripts do, only in this namespace: find the ORCA pod, run pg_dump in it, manage snapshots.
+            # Only what the scripts do, only in this namespace: find the ORCA pod, run pg_dump in it, manage snapshots,
+            # stop the server before a pre-upgrade backup (the scale subresource only: never its template).
             rules=[
                 k8s.rbac.v1.PolicyRuleArgs(api_groups=[""], resources=["pods"], verbs=["get", "list"]),
                 k8s.rbac.v1.PolicyRuleArgs(api_groups=[""], resources=["pods/exec"], verbs=["create"]),
@@ -135,6 +150,15 @@ class ClinicBackup(pulumi.ComponentResource):
                     api_groups=["snapshot.storage.k8s.io"],
                     resources=["volumesnapshots"],
                     verbs=["get", "list", "watch", "create", "delete"],
+                ),
+                k8s.rbac.v1.PolicyRuleArgs(
+                    api_groups=["apps"], resources=["deployments"], verbs=["get"], resource_names=[args.deployment]
+                ),
+                k8s.rbac.v1.PolicyRuleArgs(
+                    api_groups=["apps"],
+                    resources=["deployments/scale"],
+                    verbs=["get", "patch", "update"],
+                    resource_names=[args.deployment],
                 ),
             ],
             opts=k8s_opts,
@@ -148,6 +172,29 @@ class ClinicBackup(pulumi.ComponentResource):
             subjects=[k8s.rbac.v1.SubjectArgs(kind="ServiceAccount", name=backup_plan.SERVICE_ACCOUNT, namespace=ns)],
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[role, sa])),
         )
+        # Pruning hands a scheduled snapshot's content to the snapshot controller (cluster-scoped objects, hence a
+        # ClusterRole); the admission guard narrows it to this namespace's scheduled snapshots.
+        k8s.rbac.v1.ClusterRoleBinding(
+            f"{name}-snapshot-contents",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{backup_plan.CONTENT_ROLE}-{p.id}", labels=labels),
+            role_ref=k8s.rbac.v1.RoleRefArgs(
+                api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=backup_plan.CONTENT_ROLE
+            ),
+            subjects=[k8s.rbac.v1.SubjectArgs(kind="ServiceAccount", name=backup_plan.SERVICE_ACCOUNT, namespace=ns)],
+            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[sa])),
+        )
+        # Inside the maintenance window the platform's mover may move this clinic's server off a cordoned node.
+        k8s.rbac.v1.RoleBinding(
+            f"{name}-maintenance-mover",
+            metadata=meta(maintenance.MOVER),
+            role_ref=k8s.rbac.v1.RoleRefArgs(
+                api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=maintenance.MOVER_POD_ROLE
+            ),
+            subjects=[
+                k8s.rbac.v1.SubjectArgs(kind="ServiceAccount", name=maintenance.MOVER, namespace=maintenance.NAMESPACE)
+            ],
+            opts=k8s_opts,
+        )
         scripts = k8s.core.v1.ConfigMap(
             f"{name}-scripts",
             metadata=meta(backup_plan.SCRIPTS),
@@ -160,29 +207,56 @@ class ClinicBackup(pulumi.ComponentResource):
         self._cron(f"{name}-snapshots", "orca-snapshots", p.snapshot_schedule, "snapshot.sh", suspended, meta, ready)
         self._cron(f"{name}-dumps", "orca-dumps", p.dump_schedule, "dump.sh", suspended, meta, ready)
 
-        # Before a new image touches the volume: a snapshot and a dump, named after the image so that a changed
-        # image means a new Job, which Pulumi runs to completion before it updates the Deployment.
-        # A Job's template cannot change; only its name (the image, the restore id) may make it run again.
+        # A Job's template cannot change; only its name (the pod template's digest, the restore id) makes it run again.
         # Routine setting changes (retention, tools image, account) must not re-run a backup or a restore.
         run_once = pulumi.ResourceOptions.merge(ready, pulumi.ResourceOptions(ignore_changes=["spec"]))
-        # Named by the image in Pulumi as in Kubernetes: a new image is a new resource, built from the current spec.
-        fingerprint = backup_plan.image_fingerprint(p.image)
-        self.pre_upgrade_job = k8s.batch.v1.Job(
-            f"{name}-pre-upgrade-{fingerprint}",
-            metadata=meta(f"orca-pre-upgrade-{fingerprint}", await_for(7200)),
-            spec=self._job_spec(self._tools_pod("pre-upgrade.sh"), deadline=7200),
-            opts=run_once,
-        )
 
+        # A restore builds its volume first, while the old server still serves; the verification gates it.
         self.restore_job = None
+        self.verify_job = None
         restore = p.clinic.restore
-        if restore is not None and restore.from_dump is not None:
-            self.restore_job = k8s.batch.v1.Job(
-                f"{name}-restore-{restore.id}",
-                metadata=meta(f"orca-restore-{restore.id}", await_for(14400)),
-                spec=self._job_spec(self._restore_pod(restore.id, restore.from_dump), deadline=14400),
-                opts=run_once,
+        after_restore: list[pulumi.Resource] = []
+        if restore is not None:
+            if restore.from_dump is not None:
+                self.restore_job = k8s.batch.v1.Job(
+                    f"{name}-restore-{restore.id}",
+                    metadata=meta(f"orca-restore-{restore.id}", await_for(14400)),
+                    spec=self._job_spec(self._restore_pod(restore.id, restore.from_dump), deadline=14400),
+                    opts=run_once,
+                )
+                after_restore.append(self.restore_job)
+            self.verify_job = k8s.batch.v1.Job(
+                f"{name}-verify-{restore.id}",
+                metadata=meta(f"orca-verify-{restore.id}", await_for(3600)),
+                spec=self._job_spec(self._verify_pod(restore.id, dump=restore.from_dump is not None), deadline=3600),
+                opts=pulumi.ResourceOptions.merge(run_once, pulumi.ResourceOptions(depends_on=after_restore)),
             )
+            after_restore.append(self.verify_job)
+
+        # Before a changed pod template (image, volume generation, anything ORCA runs) reaches the volume: stop the
+        # server, dump from its stopped cluster, snapshot it. Named by the template's digest in Pulumi as in
+        # Kubernetes: a new template is a new pair of Jobs, built from the current spec, and the Deployment depends
+        # on them (an untargeted create stops `pulumi up --target`, pulumi/pulumi step_generator.go).
+        key = args.backup_key
+        stop_timeout = args.orca.termination_grace_seconds + 120
+        stop = k8s.batch.v1.Job(
+            f"{name}-pre-upgrade-stop-{key}",
+            metadata=meta(f"orca-pre-upgrade-stop-{key}", await_for(stop_timeout + 600)),
+            spec=self._job_spec(
+                self._tools_pod(
+                    "pre-upgrade-stop.sh", {"DEPLOYMENT": args.deployment, "STOP_TIMEOUT": str(stop_timeout)}
+                ),
+                deadline=stop_timeout + 600,
+            ),
+            opts=pulumi.ResourceOptions.merge(run_once, pulumi.ResourceOptions(depends_on=after_restore)),
+        )
+        self.pre_upgrade_job = k8s.batch.v1.Job(
+            f"{name}-pre-upgrade-{key}",
+            metadata=meta(f"orca-pre-upgrade-{key}", await_for(7200)),
+            spec=self._job_spec(self._pre_upgrade_pod(key), deadline=7200),
+            opts=pulumi.ResourceOptions.merge(run_once, pulumi.ResourceOptions(depends_on=[stop])),
+        )
+        self.backup_job_uid = self.pre_upgrade_job.metadata.apply(lambda m: (m.uid or "") if m else "")
 
         self._network_policies(name, meta, k8s_opts)
         self.register_outputs({"identity": identity.client_id})
@@ -194,6 +268,10 @@ class ClinicBackup(pulumi.ComponentResource):
         p = a.plan
         values: dict[str, pulumi.Input[str]] = {
             "CLINIC": p.id,
+            "SCRIPTS": SCRIPTS_MOUNT,
+            "WORK": WORK,
+            # The clinic's time zone as a POSIX rule (the monthly dump is the 1st there): no tzdata in the image.
+            "TZ": backup_plan.posix_tz(a.orca.timezone),
             "SELECTOR": ",".join(f"{k}={v}" for k, v in naming.selector(p.id).items()),
             "SNAPSHOT_CLASS": a.target.snapshot_class,
             "RETAIN": str(a.backup.snapshot_retention_count),
@@ -242,12 +320,15 @@ class ClinicBackup(pulumi.ComponentResource):
         init_containers: list[k8s.core.v1.ContainerArgs] | None = None,
         extra_volumes: list[k8s.core.v1.VolumeArgs] | None = None,
         as_root: bool = False,
+        holds: bool = False,
     ) -> k8s.core.v1.PodTemplateSpecArgs:
+        """`holds`: the pod mounts the clinic volume, so the autoscaler must not evict it mid-step."""
         a = self._args
         key, value = a.pool_taint
         return k8s.core.v1.PodTemplateSpecArgs(
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                labels={**naming.clinic_labels(a.plan.id, naming.BACKUP_ROLE), "azure.workload.identity/use": "true"}
+                labels={**naming.clinic_labels(a.plan.id, naming.BACKUP_ROLE), "azure.workload.identity/use": "true"},
+                annotations=dict(SAFE_TO_EVICT) if holds else None,
             ),
             spec=k8s.core.v1.PodSpecArgs(
                 service_account_name=backup_plan.SERVICE_ACCOUNT,
@@ -256,44 +337,92 @@ class ClinicBackup(pulumi.ComponentResource):
                 restart_policy="Never",
                 node_selector=a.pool_selector,
                 tolerations=[k8s.core.v1.TolerationArgs(key=key, operator="Equal", value=value, effect="NoSchedule")],
-                security_context=None if as_root else tools_pod_security(),
+                # Pods with ORCA's image run as root as ORCA does (each container sets its own context).
+                security_context=k8s.core.v1.PodSecurityContextArgs(
+                    seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault")
+                )
+                if as_root
+                else tools_pod_security(),
                 init_containers=init_containers,
                 containers=containers,
                 volumes=self._volumes() + (extra_volumes or []),
             ),
         )
 
-    def _tools_pod(self, script: str) -> k8s.core.v1.PodTemplateSpecArgs:
-        return self._pod_spec([self._tools_container("backup", script)])
+    def _tools_pod(self, script: str, extra_env: dict[str, str] | None = None) -> k8s.core.v1.PodTemplateSpecArgs:
+        return self._pod_spec([self._tools_container("backup", script, extra_env)])
 
-    def _restore_pod(self, restore_id: str, dump: str) -> k8s.core.v1.PodTemplateSpecArgs:
-        """Fetch the dump, seed the new volume from the image, load the dump into its PostgreSQL: before ORCA starts."""
+    def _orca_container(
+        self,
+        name: str,
+        script: str,
+        extra_env: dict[str, str] | None = None,
+        read_only: bool = False,
+        more_env: list[k8s.core.v1.EnvVarArgs] | None = None,
+    ) -> k8s.core.v1.ContainerArgs:
+        """A step in ORCA's own image, with the clinic volume mounted as ORCA mounts it (and whole at /state): its
+        PostgreSQL binaries match the data, and pg_ctlcluster finds the cluster where the server would."""
         a = self._args
         p = a.plan
-        env_extra = {"RESTORE_ID": restore_id, "DUMP": dump}
-        orca_env = [
-            *self._env(env_extra),
+        env = [
+            *self._env({"TZ": a.orca.timezone, **(extra_env or {})}),
+            k8s.core.v1.EnvVarArgs(name="STATE", value=orca_image.STATE_MOUNT),
             k8s.core.v1.EnvVarArgs(name="ORCA_DB_NAME", value="orca"),
-            k8s.core.v1.EnvVarArgs(name="TZ", value=a.orca.timezone),
+            *(more_env or []),
         ]
-        seed = seed_container(p.image)
-        fetch = self._tools_container("fetch-dump", "restore-fetch.sh", env_extra)
-        apply = k8s.core.v1.ContainerArgs(
-            name="restore",
+        return k8s.core.v1.ContainerArgs(
+            name=name,
             image=p.image,
-            command=["/bin/sh", f"{SCRIPTS_MOUNT}/restore-apply.sh"],
-            env=orca_env,
+            command=["/bin/sh", f"{SCRIPTS_MOUNT}/{script}"],
+            env=env,
             volume_mounts=[
-                *state_mounts(),
-                k8s.core.v1.VolumeMountArgs(name=STATE_VOLUME, mount_path=orca_image.STATE_MOUNT),
+                *state_mounts(read_only=read_only),
+                whole_volume_mount(read_only=read_only),
                 k8s.core.v1.VolumeMountArgs(name="scripts", mount_path=SCRIPTS_MOUNT, read_only=True),
-                k8s.core.v1.VolumeMountArgs(name="work", mount_path=WORK, read_only=True),
+                k8s.core.v1.VolumeMountArgs(name="work", mount_path=WORK),
             ],
             resources=size_resources(p.size),
             security_context=orca_security_context(),
         )
+
+    def _pre_upgrade_pod(self, key: str) -> k8s.core.v1.PodTemplateSpecArgs:
+        """Dump from the stopped cluster (ORCA's image), snapshot and store (tools), then mark the volume."""
+        p = self._args.plan
+        dump = self._orca_container("dump", "pre-upgrade-dump.sh", {"EXPECT_DATA": "1" if p.expect_data else "0"})
+        store = self._tools_container("store", "pre-upgrade-store.sh", {"PVC": p.pvc_name})
+        # The Job's own uid (a label the Job controller puts on its pods), which ORCA's pod template carries.
+        job_uid = k8s.core.v1.EnvVarArgs(
+            name="JOB_UID",
+            value_from=k8s.core.v1.EnvVarSourceArgs(
+                field_ref=k8s.core.v1.ObjectFieldSelectorArgs(
+                    field_path="metadata.labels['batch.kubernetes.io/controller-uid']"
+                )
+            ),
+        )
+        mark = self._orca_container("mark", "pre-upgrade-mark.sh", {"BACKUP_KEY": key}, more_env=[job_uid])
+        return self._pod_spec(
+            [mark], init_containers=[dump, store], extra_volumes=state_volumes(p.pvc_name), as_root=True, holds=True
+        )
+
+    def _verify_pod(self, restore_id: str, dump: bool) -> k8s.core.v1.PodTemplateSpecArgs:
+        """Read-only look at the restored volume before anything runs on it."""
+        p = self._args.plan
+        env = {"RESTORE_ID": restore_id}
+        if dump:
+            env["RESTORE_MARKER"] = f".orca-platform-restored-{restore_id}"
+        verify = self._orca_container("verify", "verify.sh", env, read_only=True)
+        return self._pod_spec([verify], extra_volumes=state_volumes(p.pvc_name), as_root=True, holds=True)
+
+    def _restore_pod(self, restore_id: str, dump: str) -> k8s.core.v1.PodTemplateSpecArgs:
+        """Fetch the dump, seed the new volume from the image, load the dump into its PostgreSQL: before ORCA starts."""
+        p = self._args.plan
+        env_extra = {"RESTORE_ID": restore_id, "DUMP": dump}
+        # A dump restore builds a new, empty volume on purpose: its seed expects no data.
+        seed = seed_container(p.image, expect_data=False)
+        fetch = self._tools_container("fetch-dump", "restore-fetch.sh", env_extra)
+        apply = self._orca_container("restore", "restore-apply.sh", env_extra)
         volumes = state_volumes(p.pvc_name)
-        return self._pod_spec([apply], init_containers=[seed, fetch], extra_volumes=volumes, as_root=True)
+        return self._pod_spec([apply], init_containers=[seed, fetch], extra_volumes=volumes, as_root=True, holds=True)
 
     @staticmethod
     def _job_spec(pod: k8s.core.v1.PodTemplateSpecArgs, deadline: int) -> k8s.batch.v1.JobSpecArgs:
@@ -322,7 +451,8 @@ class ClinicBackup(pulumi.ComponentResource):
                 # The failure signal: failed runs stay listed (kubectl get jobs -n <ns>) for the on-call to see.
                 successful_jobs_history_limit=3,
                 failed_jobs_history_limit=5,
-                # The Jobs carry the clinic and backup-role labels too: the failed-backup alert selects them by it.
+                # Labelled like every backup Job, so `kubectl get jobs -A -l orca-platform.io/role=backup` lists them
+                # and the failed-backup alert selects them.
                 job_template=k8s.batch.v1.JobTemplateSpecArgs(
                     metadata=k8s.meta.v1.ObjectMetaArgs(
                         labels=naming.clinic_labels(self._args.plan.id, naming.BACKUP_ROLE)

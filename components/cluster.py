@@ -393,9 +393,10 @@ class Cluster(pulumi.ComponentResource):
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=name_, labels={"orca-platform.io/data": "clinic"}),
                 fields={
                     "driver": driver,
-                    # Pruning a scheduled snapshot past its retention frees its storage; long-term copies are the
-                    # immutable pg_dump archives, not snapshots.
-                    "deletionPolicy": "Delete",
+                    # Deleting a VolumeSnapshot (or its namespace) leaves its content and storage snapshot: only a
+                    # deliberate release (deletionPolicy Delete on the content) frees them. Pruning releases the
+                    # scheduled ones (backup_plan.SNAPSHOT_SCRIPT); the admission guard lets nothing else through.
+                    "deletionPolicy": "Retain",
                     **({"parameters": snapshot_parameters(driver)} if snapshot_parameters(driver) else {}),
                 },
                 opts=k8s_child,

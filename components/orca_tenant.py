@@ -8,7 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from orca_platform import naming
+from orca_platform import backup_plan, naming
 from orca_platform import settings as model
 from orca_platform.ipnets import excluded_within
 from orca_platform.orca_image import GLSERVER_PORT, PUSH_PORT, startup_await_seconds, stop_script
@@ -17,10 +17,11 @@ from orca_platform.stack_plan import ClinicPlan
 from . import front_door
 from .clinic_backup import BackupTarget, ClinicBackup, ClinicBackupArgs
 from .k8s_objects import Meta, dns_egress_rule
-from .orca_pod import seed_container, size_resources, state_mounts, state_volumes
+from .orca_pod import SAFE_TO_EVICT, gate_container, plain, seed_container, size_resources, state_mounts, state_volumes
 from .pod_security import orca_security_context
 
 PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+DEPLOYMENT = "orca"
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,8 @@ class OrcaTenant(pulumi.ComponentResource):
             claims.append(self._claim(name, p, naming.restore_pvc(restore.id), meta, keep_in_ns, restore.from_snapshot))
         pvc = claims[-1]
 
+        # The pod template's digest names its pre-upgrade backup; the template then carries that backup's Job uid.
+        backup_key = backup_plan.backup_key(plain(self._pod_template(args, backup_key="", backup_job="")))
         backup = ClinicBackup(
             f"{name}-backup",
             ClinicBackupArgs(
@@ -119,14 +122,17 @@ class OrcaTenant(pulumi.ComponentResource):
                 provider=args.provider,
                 clinic_facing_cidrs=args.clinic_facing_cidrs,
                 depends_on=[ns, *claims],
+                backup_key=backup_key,
+                deployment=DEPLOYMENT,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
+        # The pre-upgrade backup runs after any restore and its verification; the Deployment waits for all three.
         before_start: list[pulumi.Resource] = [secret, pvc, backup.pre_upgrade_job]
-        if backup.restore_job is not None:
-            before_start.append(backup.restore_job)
-
-        self._deployment(name, args, meta, before_start, in_ns)
+        before_start += [j for j in (backup.restore_job, backup.verify_job) if j is not None]
+        template = self._pod_template(args, backup_key, backup.backup_job_uid)
+        self._deployment(name, args, meta, template, before_start, in_ns)
+        self._disruption_budget(name, args, meta, in_ns)
         await_seconds = startup_await_seconds(args.orca.startup_budget_seconds, args.orca.termination_grace_seconds)
         door = front_door.render(
             name, front_door.FrontDoorArgs(p, args.ingress, args.ilb_subnet_name, meta, in_ns, await_seconds)
@@ -182,14 +188,12 @@ class OrcaTenant(pulumi.ComponentResource):
             opts=opts,
         )
 
-    def _deployment(
-        self,
-        name: str,
-        args: OrcaTenantArgs,
-        meta: Meta,
-        before_start: list[pulumi.Resource],
-        opts: pulumi.ResourceOptions,
-    ) -> None:
+    @staticmethod
+    def _pod_template(
+        args: OrcaTenantArgs, backup_key: str, backup_job: pulumi.Input[str]
+    ) -> k8s.core.v1.PodTemplateSpecArgs:
+        """The server's pod: everything in it but the backup gate's two values is plain data, so its digest can
+        name the pre-upgrade backup (and any change to it, a new image or volume generation included, is one)."""
         p = args.plan
         o = args.orca
         size = p.size
@@ -259,7 +263,6 @@ class OrcaTenant(pulumi.ComponentResource):
                 )
             ),
         )
-        seed = seed_container(p.image)
         taint_key, taint_value = args.pool_taint
         pod = k8s.core.v1.PodSpecArgs(
             # ORCA never calls the Kubernetes API: no token is mounted that a compromise could use.
@@ -273,16 +276,43 @@ class OrcaTenant(pulumi.ComponentResource):
             security_context=k8s.core.v1.PodSecurityContextArgs(
                 seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault")
             ),
-            init_containers=[seed],
+            # First the backup gate, then the seed: nothing touches the volume before its backup is known to exist.
+            init_containers=[
+                gate_container(p.image, backup_key, backup_job),
+                seed_container(p.image, expect_data=p.expect_data),
+            ],
             containers=[container],
             volumes=volumes,
         )
+        return k8s.core.v1.PodTemplateSpecArgs(
+            metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels, annotations=dict(SAFE_TO_EVICT)), spec=pod
+        )
+
+    def _deployment(
+        self,
+        name: str,
+        args: OrcaTenantArgs,
+        meta: Meta,
+        template: k8s.core.v1.PodTemplateSpecArgs,
+        before_start: list[pulumi.Resource],
+        opts: pulumi.ResourceOptions,
+    ) -> None:
+        p = args.plan
+        o = args.orca
         k8s.apps.v1.Deployment(
             f"{name}-orca",
             metadata=meta(
-                "orca",
-                # Pulumi waits for a new clinic to become ready; give it the start-up budget and some.
-                annotations={"pulumi.com/timeoutSeconds": str(startup_await_seconds(o.startup_budget_seconds, grace))},
+                DEPLOYMENT,
+                annotations={
+                    # Pulumi waits for a new clinic to become ready; give it the start-up budget and some.
+                    "pulumi.com/timeoutSeconds": str(
+                        startup_await_seconds(o.startup_budget_seconds, o.termination_grace_seconds)
+                    ),
+                    # The pre-upgrade backup scales the server to zero through the scale subresource, another field
+                    # manager: Pulumi's next apply of `replicas` takes the field back instead of failing on the
+                    # conflict (pulumi-kubernetes provider, patchForce()).
+                    "pulumi.com/patchForce": "true",
+                },
             ),
             spec=k8s.apps.v1.DeploymentSpecArgs(
                 # One PostgreSQL per volume, ever: one replica (none while suspended), and Recreate so the old pod
@@ -291,13 +321,25 @@ class OrcaTenant(pulumi.ComponentResource):
                 strategy=k8s.apps.v1.DeploymentStrategyArgs(type="Recreate"),
                 revision_history_limit=5,
                 selector=k8s.meta.v1.LabelSelectorArgs(match_labels=naming.selector(p.id)),
-                template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
-                    spec=pod,
-                ),
+                template=template,
             ),
             # After the credentials, the volume and the backup of the running server (and a restore, if any).
             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=before_start)),
+        )
+
+    @staticmethod
+    def _disruption_budget(name: str, args: OrcaTenantArgs, meta: Meta, opts: pulumi.ResourceOptions) -> None:
+        """No voluntary eviction of the server, ever (drains, the autoscaler): a node is emptied of ORCA pods only
+        inside the maintenance window, by MaintenanceMover, which deletes them so they stop cleanly and start on
+        another node (docs/data-safety.md, disruptions)."""
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-orca",
+            metadata=meta("orca"),
+            spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+                max_unavailable=0,
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=naming.selector(args.plan.id)),
+            ),
+            opts=opts,
         )
 
     def _network_policies(self, name: str, args: OrcaTenantArgs, meta: Meta, opts: pulumi.ResourceOptions) -> None:

@@ -9,7 +9,14 @@ Two kinds of copy, for two kinds of failure:
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+import zoneinfo
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .orca_image import BACKUP_MARKERS, SEED_MARKER, STATE_DIRS
 
 SERVICE_ACCOUNT = "orca-backup"
 SCRIPTS = "orca-backup-scripts"
@@ -17,6 +24,11 @@ DAILY = "daily"
 MONTHLY = "monthly"
 CONTAINERS = (DAILY, MONTHLY)
 SNAPSHOT_LABEL = "orca-platform.io/snapshot"
+# Snapshot kinds (the label's values): scheduled ones are pruned by the backup job, pre-upgrade ones never.
+SCHEDULED = "scheduled"
+PRE_UPGRADE = "pre-upgrade"
+# ClusterRole that lets each clinic's backup account hand a pruned snapshot's content to the snapshot controller.
+CONTENT_ROLE = "orca-backup-snapshot-contents"
 # Built-in role "Storage Blob Data Contributor"; the condition below narrows it to one clinic's prefix.
 BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
 WORKLOAD_AUDIENCE = "api://AzureADTokenExchange"
@@ -52,9 +64,23 @@ def workload_subject(namespace: str) -> str:
     return f"system:serviceaccount:{namespace}:{SERVICE_ACCOUNT}"
 
 
-def image_fingerprint(image: str) -> str:
-    """Short, stable digest of an image reference: names the pre-upgrade backup Job of that image."""
-    return hashlib.sha256(image.encode()).hexdigest()[:10]
+def backup_key(pod_template: Mapping[str, Any]) -> str:
+    """Short, stable digest of the server's pod template (image, volume generation, everything the pod runs):
+    names the pre-upgrade backup Jobs, so any change that restarts ORCA on its volume is backed up first."""
+    canonical = json.dumps(pod_template, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:10]
+
+
+def posix_tz(zone: str) -> str:
+    """The POSIX TZ rule of an IANA zone, as its TZif file ends with it (RFC 8536, section 3.3): `date` follows
+    it without any tzdata in the image, daylight saving included. ValueError for a zone the system does not know."""
+    for root in zoneinfo.TZPATH:
+        path = Path(root, zone)
+        if ".." not in Path(zone).parts and path.is_file():
+            data = path.read_bytes()
+            if data[:4] == b"TZif" and data[4:5] >= b"2" and data.endswith(b"\n"):
+                return data[:-1].rsplit(b"\n", 1)[-1].decode("ascii")
+    raise ValueError(f"unknown time zone {zone!r}: use an IANA name such as Asia/Tokyo")
 
 
 def snapshot_volume(name: str) -> str | None:
@@ -62,6 +88,10 @@ def snapshot_volume(name: str) -> str | None:
     m = SNAPSHOT_NAME.match(name)
     return m["pvc"] if m else None
 
+
+# --- the scripts -----------------------------------------------------------------------------------------------
+# Every script reads its paths from the pod's environment ($SCRIPTS, $WORK, $STATE): the pod spec is the one place
+# that says where the ConfigMap, the scratch directory and the clinic volume are mounted.
 
 # Listed first, then cut: a failing kubectl must stop the script (set -e), not read as "no pod is running".
 _POD_LOOKUP = """\
@@ -109,13 +139,59 @@ SNAPSHOT
 kubectl wait --for=jsonpath='{.status.readyToUse}'=true "volumesnapshot/$name" --timeout=30m
 echo "snapshot $name ready"
 if [ "$kind" = scheduled ]; then
-  total=$(kubectl get volumesnapshot -l "orca-platform.io/snapshot=scheduled" -o name | wc -l)
-  excess=$((total - RETAIN))
-  if [ "$excess" -gt 0 ]; then
-    kubectl get volumesnapshot -l "orca-platform.io/snapshot=scheduled" \\
-      --sort-by=.metadata.creationTimestamp -o name | head -n "$excess" | xargs kubectl delete
-  fi
+  # Oldest first; counted without a pipeline, so a failing kubectl stops the job instead of reading as none.
+  scheduled=$(kubectl get volumesnapshot -l "orca-platform.io/snapshot=scheduled" \\
+    --sort-by=.metadata.creationTimestamp -o name)
+  count=0
+  for snap in $scheduled; do count=$((count + 1)); done
+  excess=$((count - RETAIN))
+  for snap in $scheduled; do
+    if [ "$excess" -le 0 ]; then break; fi
+    # The snapshot class retains a content (and its storage snapshot) when its VolumeSnapshot goes: a pruned one is
+    # handed to the snapshot controller for deletion first, or it would linger and cost. The admission guard lets
+    # this service account do that for the scheduled snapshots of its own namespace only.
+    content=$(kubectl get "$snap" -o jsonpath='{.status.boundVolumeSnapshotContentName}')
+    if [ -n "$content" ]; then
+      kubectl patch volumesnapshotcontent "$content" --type merge -p '{"spec":{"deletionPolicy":"Delete"}}'
+    fi
+    kubectl delete "$snap"
+    excess=$((excess - 1))
+  done
 fi
+"""
+)
+
+# A dump is checked before it is stored: an empty or truncated archive must fail the job, not the restore.
+_CHECK_DUMP = """\
+if [ ! -s "$dump" ] || [ "$(head -c 5 "$dump")" != PGDMP ]; then
+  echo "dump of $CLINIC is empty or not a pg_dump archive: refused" >&2
+  exit 1
+fi
+# --list reads the table of contents; --file=/dev/null reads every entry to its end, as a restore would.
+if ! pg_restore --list "$dump" >/dev/null || ! pg_restore --file=/dev/null "$dump"; then
+  echo "dump of $CLINIC is truncated or damaged (pg_restore cannot read it to the end): refused" >&2
+  exit 1
+fi
+"""
+
+STORE_DUMP_SCRIPT = (
+    """\
+set -eu
+# Check the archive in $WORK/orca.dump, then write it once to the immutable containers.
+dump="$WORK/orca.dump"
+"""
+    + _CHECK_DUMP
+    + """\
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+suffix="${DUMP_SUFFIX:-}"
+azcopy login --login-type=workload
+azcopy copy "$dump" "$BLOB_URL/daily/$CLINIC/$stamp$suffix.dump" --overwrite=false
+# The 1st of the month in the clinic's own time zone ($TZ is a POSIX rule, which needs no tzdata in the image): a
+# dump at 01:30 JST runs at 16:30 UTC of the day before.
+if [ "$(date +%d)" = 01 ] && [ -z "$suffix" ]; then
+  azcopy copy "$dump" "$BLOB_URL/monthly/$CLINIC/$stamp.dump" --overwrite=false
+fi
+echo "dump of $CLINIC stored as $stamp$suffix.dump ($(wc -c < "$dump") bytes)"
 """
 )
 
@@ -124,60 +200,174 @@ DUMP_SCRIPT = (
 set -eu
 # Application-consistent pg_dump taken inside the ORCA pod (its own pg_dump matches its server), streamed here,
 # checked, and written once to the immutable containers. PostgreSQL is never reachable from outside its pod.
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-suffix="${DUMP_SUFFIX:-}"
 """
     + _POD_LOOKUP
     + """\
 if [ -z "$pod" ]; then echo "no running ORCA pod for $CLINIC: nothing to dump" >&2; exit 1; fi
 kubectl exec "$pod" -c orca -- sh -c \\
-  'PGPASSWORD="$ORCA_DB_PASS" pg_dump -Fc -h localhost -U "$ORCA_DB_USER" "$ORCA_DB_NAME"' > /work/orca.dump
-if [ "$(head -c 5 /work/orca.dump)" != PGDMP ]; then echo "dump of $CLINIC is not a pg_dump archive" >&2; exit 1; fi
-azcopy login --login-type=workload
-azcopy copy /work/orca.dump "$BLOB_URL/daily/$CLINIC/$stamp$suffix.dump" --overwrite=false
-if [ "$(date -u +%d)" = 01 ] && [ -z "$suffix" ]; then
-  azcopy copy /work/orca.dump "$BLOB_URL/monthly/$CLINIC/$stamp.dump" --overwrite=false
-fi
-echo "dump of $CLINIC stored as $stamp$suffix.dump ($(wc -c < /work/orca.dump) bytes)"
+  'PGPASSWORD="$ORCA_DB_PASS" pg_dump -Fc -h localhost -U "$ORCA_DB_USER" "$ORCA_DB_NAME"' > "$WORK/orca.dump"
+sh "$SCRIPTS/store-dump.sh"
 """
 )
 
-PRE_UPGRADE_SCRIPT = (
+# Step 1 of a pre-upgrade backup (tools image): stop the server, so no write lands after the backup. The new pod
+# template starts only after step 2 has succeeded (Pulumi waits for that Job, and ORCA's pod checks its marker).
+PRE_UPGRADE_STOP_SCRIPT = """\
+set -eu
+# --ignore-not-found: an absent Deployment (a new clinic) is an answer; any other kubectl error stops the job.
+if [ -z "$(kubectl get deployment "$DEPLOYMENT" --ignore-not-found -o name)" ]; then
+  echo "no server deployment for $CLINIC yet: nothing to stop"
+  exit 0
+fi
+kubectl scale deployment "$DEPLOYMENT" --replicas=0
+waited=0
+while :; do
+  pods=$(kubectl get pod -l "$SELECTOR" -o name)
+  if [ -z "$pods" ]; then break; fi
+  if [ "$waited" -ge "$STOP_TIMEOUT" ]; then
+    echo "the server of $CLINIC did not stop within ${STOP_TIMEOUT}s: $pods" >&2
+    exit 1
+  fi
+  sleep 5
+  waited=$((waited + 5))
+done
+echo "server of $CLINIC stopped: the new pod template starts after its backup"
+"""
+
+
+def _seed_markers(var: str) -> str:
+    """Shell lines setting $var to 1 when any state directory of the volume carries its seed marker."""
+    lines = [f"{var}=0"]
+    for sub, _ in STATE_DIRS:
+        lines.append(f'if [ -e "$STATE/{sub}/{SEED_MARKER}" ]; then {var}=1; fi')
+    return "\n".join(lines) + "\n"
+
+
+def pre_upgrade_dump_script(postgres_version: str) -> str:
+    """Step 2a (ORCA's image, the volume mounted as ORCA mounts it): dump from the stopped cluster, started here
+    read-only, without autovacuum and without a TCP listener. A new volume has nothing to back up, unless the
+    clinic had data (then the volume is the wrong one, and the job fails)."""
+    v = postgres_version
+    return (
+        f"""\
+set -eu
+verdict="$WORK/pre-upgrade.verdict"
+pgdata=/var/lib/postgresql/{v}/main
+"""
+        + _seed_markers("seeded")
+        + f"""\
+if [ ! -e "$pgdata/PG_VERSION" ]; then
+  if [ "$seeded" = 1 ]; then
+    echo "pre-upgrade: REFUSED: the volume of $CLINIC was seeded but holds no PostgreSQL cluster at $pgdata" >&2
+    exit 1
+  fi
+  if [ "${{EXPECT_DATA:-0}}" = 1 ]; then
+    echo "pre-upgrade: REFUSED: the volume of $CLINIC is empty, but the clinic had data (EXPECT_DATA=1)" >&2
+    exit 1
+  fi
+  echo none > "$verdict"
+  echo "pre-upgrade: the volume of $CLINIC is new: nothing to back up yet"
+  exit 0
+fi
+found=$(cat "$pgdata/PG_VERSION")
+if [ "$found" != "{v}" ]; then
+  echo "pre-upgrade: REFUSED: $pgdata is PostgreSQL $found and this image runs {v}: a major upgrade is a" >&2
+  echo "pre-upgrade: migration (pg_upgrade on a restored copy), never an image change" >&2
+  exit 1
+fi
+trap 'pg_ctlcluster {v} main stop -m fast || true' EXIT
+pg_ctlcluster -o "-c default_transaction_read_only=on" -o "-c autovacuum=off" -o "-c listen_addresses=" \\
+  {v} main start
+su postgres -c "pg_dump -Fc -f $WORK/orca.dump $ORCA_DB_NAME"
+trap - EXIT
+pg_ctlcluster {v} main stop -m fast
+echo backup > "$verdict"
+echo "pre-upgrade: dumped $CLINIC from its stopped cluster ($(wc -c < "$WORK/orca.dump") bytes)"
+"""
+    )
+
+
+# Step 2b (tools image): the snapshot, of a cluster stopped cleanly again, and the dump, checked and stored.
+PRE_UPGRADE_STORE_SCRIPT = """\
+set -eu
+if [ "$(cat "$WORK/pre-upgrade.verdict")" != backup ]; then
+  echo "pre-upgrade: nothing to snapshot or store for $CLINIC (new volume)"
+  exit 0
+fi
+SNAPSHOT_KIND=pre-upgrade sh "$SCRIPTS/snapshot.sh"
+DUMP_SUFFIX=-pre-upgrade sh "$SCRIPTS/store-dump.sh"
+"""
+
+# Step 2c (ORCA's image): the marker ORCA's pod looks for, written only once both copies exist.
+PRE_UPGRADE_MARK_SCRIPT = f"""\
+set -eu
+mkdir -p "$STATE/{BACKUP_MARKERS}"
+printf '%s\\n%s\\n' "$JOB_UID" "$(cat "$WORK/pre-upgrade.verdict")" > "$STATE/{BACKUP_MARKERS}/$BACKUP_KEY.tmp"
+mv "$STATE/{BACKUP_MARKERS}/$BACKUP_KEY.tmp" "$STATE/{BACKUP_MARKERS}/$BACKUP_KEY"
+echo "pre-upgrade: backup $BACKUP_KEY of $CLINIC recorded (job $JOB_UID)"
+"""
+
+RESTORE_FETCH_SCRIPT = (
     """\
 set -eu
-# Before a new ORCA image starts on this volume: a snapshot and a dump of the running server, or nothing when no
-# server runs yet (a new or a suspended clinic).
-"""
-    + _POD_LOOKUP
-    + """\
-if [ -z "$pod" ]; then echo "no running ORCA pod for $CLINIC: no upgrade backup needed"; exit 0; fi
-"""
-    + _CLAIM_LOOKUP
-    + """\
-SNAPSHOT_KIND=pre-upgrade sh /scripts/snapshot.sh
-DUMP_SUFFIX=-pre-upgrade sh /scripts/dump.sh
-"""
-)
-
-RESTORE_FETCH_SCRIPT = """\
-set -eu
 azcopy login --login-type=workload
-azcopy copy "$BLOB_URL/$DUMP" /work/orca.dump
+azcopy copy "$BLOB_URL/$DUMP" "$WORK/orca.dump"
+dump="$WORK/orca.dump"
 """
+    + _CHECK_DUMP
+)
 
 
 def restore_apply_script(postgres_version: str) -> str:
     """Load a dump into the new volume's freshly seeded cluster, once: a marker makes a re-run a no-op."""
     return f"""\
 set -eu
-marker="/state/.orca-platform-restored-$RESTORE_ID"
+marker="$STATE/.orca-platform-restored-$RESTORE_ID"
 if [ -e "$marker" ]; then echo "restore $RESTORE_ID already applied"; exit 0; fi
 pg_ctlcluster {postgres_version} main start
-su postgres -c "pg_restore --clean --if-exists --exit-on-error -d $ORCA_DB_NAME /work/orca.dump"
+su postgres -c "pg_restore --clean --if-exists --exit-on-error -d $ORCA_DB_NAME $WORK/orca.dump"
 pg_ctlcluster {postgres_version} main stop -m fast
 touch "$marker"
 echo "restore $RESTORE_ID of $CLINIC applied from $DUMP"
 """
+
+
+def verify_script(postgres_version: str) -> str:
+    """The gate before the Deployment switches to a restored volume: a whole ORCA volume, seeded by this platform,
+    holding a readable cluster of this PostgreSQL version (and, after a dump restore, the restore's marker)."""
+    v = postgres_version
+    markers = "".join(
+        f'[ -e "$STATE/{sub}/{SEED_MARKER}" ] || refuse "$STATE/{sub} has no {SEED_MARKER} marker"\n'
+        for sub, _ in STATE_DIRS
+    )
+    return (
+        f"""\
+set -eu
+refuse() {{ echo "verify: REFUSED $RESTORE_ID of $CLINIC: $*" >&2; exit 1; }}
+pgdata=/var/lib/postgresql/{v}/main
+"""
+        + markers
+        + f"""\
+[ -f /etc/postgresql/{v}/main/postgresql.conf ] || refuse "no cluster configuration in /etc/postgresql/{v}/main"
+[ -f "$pgdata/PG_VERSION" ] || refuse "$pgdata has no PG_VERSION: no PostgreSQL cluster on this volume"
+found=$(cat "$pgdata/PG_VERSION")
+[ "$found" = "{v}" ] || refuse "$pgdata is PostgreSQL $found, not {v}"
+if [ -n "${{RESTORE_MARKER:-}}" ] && [ ! -e "$STATE/$RESTORE_MARKER" ]; then
+  refuse "the dump restore never completed ($RESTORE_MARKER is missing)"
+fi
+control=$(/usr/lib/postgresql/{v}/bin/pg_controldata "$pgdata" 2>&1) || refuse "pg_controldata: $control"
+case "$control" in
+  *"CRC checksum does not match"*) refuse "pg_control is damaged: $control" ;;
+esac
+state=$(printf '%s\\n' "$control" | sed -n 's/^Database cluster state: *//p')
+case "$state" in
+  # "in production" is a crash-consistent snapshot of a running server: PostgreSQL recovers it at start.
+  "shut down" | "shut down in recovery" | "in production") ;;
+  *) refuse "cluster state '$state' is not one a restore starts from" ;;
+esac
+echo "verify: $RESTORE_ID of $CLINIC holds a PostgreSQL {v} cluster ($state); the Deployment may switch to it"
+"""
+    )
 
 
 def scripts(postgres_version: str) -> dict[str, str]:
@@ -185,7 +375,12 @@ def scripts(postgres_version: str) -> dict[str, str]:
     return {
         "snapshot.sh": SNAPSHOT_SCRIPT,
         "dump.sh": DUMP_SCRIPT,
-        "pre-upgrade.sh": PRE_UPGRADE_SCRIPT,
+        "store-dump.sh": STORE_DUMP_SCRIPT,
+        "pre-upgrade-stop.sh": PRE_UPGRADE_STOP_SCRIPT,
+        "pre-upgrade-dump.sh": pre_upgrade_dump_script(postgres_version),
+        "pre-upgrade-store.sh": PRE_UPGRADE_STORE_SCRIPT,
+        "pre-upgrade-mark.sh": PRE_UPGRADE_MARK_SCRIPT,
         "restore-fetch.sh": RESTORE_FETCH_SCRIPT,
         "restore-apply.sh": restore_apply_script(postgres_version),
+        "verify.sh": verify_script(postgres_version),
     }

@@ -519,3 +519,21 @@ def transition_problems(
 ) -> list[Problem]:
     """The refused transitions of this update (what `review` reports, without the history)."""
     return review(previous, plan, acknowledgements, tenants_source, config_source).problems
+
+
+def clinics_with_data(previous: History | None, plan: StackPlan) -> frozenset[str]:
+    """The clinics whose live claim the stack already had: an empty volume there is a claim re-created behind the
+    program's back (a refresh after a deleted claim), never a new clinic, so the seed must refuse it (orca_pod's
+    EXPECT_DATA). A restore's new claim is not among them: it is filled from its snapshot or its dump."""
+    if previous is None:
+        return frozenset()
+    found = set()
+    for c in plan.clinics:
+        before = previous.clinics.get(c.id)
+        if before is None:
+            continue
+        # A stack deployed by a program version without volume records (version 0) had only `orca-state`.
+        known = before.volumes if before.volumes is not None else [STATE_PVC]
+        if c.pvc_name in known:
+            found.add(c.id)
+    return frozenset(found)

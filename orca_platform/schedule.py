@@ -187,17 +187,19 @@ def runs(expr: str, zone: str, start: datetime = REFERENCE) -> Iterator[datetime
     return iter(_cronsim(expr, start.astimezone(zoneinfo.ZoneInfo(zone))))
 
 
-def months_without_a_run_on_utc_day(expr: str, zone: str, day: int = 1, months: int = 13) -> list[str]:
-    """The months (YYYY-MM, UTC) in which the schedule, read in `zone`, never fires on that UTC day of the month.
+def months_without_a_run_on_local_day(expr: str, zone: str, day: int = 1, months: int = 13) -> list[str]:
+    """The months (YYYY-MM) in which the schedule, read in `zone`, never fires on that day of the month in `zone`.
 
-    A job that decides by `date -u +%d` (the dump's monthly copy) acts only on such runs.
+    The dump script makes its monthly copy when `date +%d` is that day with TZ set to the clinic's zone
+    (backup_plan.DUMP_SCRIPT), so it acts only on such runs.
     """
+    tz = zoneinfo.ZoneInfo(zone)
     missing = []
     year, month = REFERENCE.year, REFERENCE.month
     for _ in range(months):
-        start = datetime(year, month, day, tzinfo=UTC)
+        start = datetime(year, month, day, tzinfo=tz)
         first = next(runs(expr, zone, start - timedelta(seconds=1)), None)
-        if first is None or first.astimezone(UTC).date() != start.date():
+        if first is None or first.astimezone(tz).date() != start.date():
             missing.append(f"{year}-{month:02d}")
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
     return missing

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from .backup_plan import posix_tz
 from .errors import InputError, problems_from_validation
 from .ipnets import is_internal
 from .monitoring_settings import Monitoring
@@ -157,6 +158,9 @@ class Cluster(Strict):
     authorized_ip_ranges: list[Cidr] = Field(default_factory=list)
     disable_local_accounts: bool = True
     admin_group_object_ids: list[Annotated[str, Field(pattern=r"^[0-9a-f-]{36}$")]] = Field(default_factory=list)
+    # Entra group whose members alone may delete clinic namespaces, volumes and snapshots (the admission guard,
+    # docs/runbooks.md). Unset: nobody may, short of removing the guard's bindings.
+    break_glass_group: Annotated[str, Field(pattern=r"^[0-9a-f-]{36}$")] | None = None
     upgrade_channel: Literal["patch", "stable", "rapid", "node-image", "none"] = "patch"
     node_os_upgrade_channel: Literal["NodeImage", "SecurityPatch", "Unmanaged", "None"] = "NodeImage"
     maintenance_window: MaintenanceWindow = MaintenanceWindow()
@@ -231,7 +235,10 @@ class Orca(Strict):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        return check_time_zone(value)
+        # A zone both Python and Kubernetes accept; the schedules run in it and the monthly dump is decided in it,
+        # through its POSIX TZ rule (backup_plan.posix_tz).
+        posix_tz(check_time_zone(value))
+        return value
 
 
 class Storage(Strict):

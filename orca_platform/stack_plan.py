@@ -11,8 +11,9 @@ from .catalogue import Catalogue, ClinicSize
 from .errors import InputError, Problem, show
 from .floors import floor_problems
 from .front_door import FrontDoorPlan, front_door_for
+from .maintenance import NAMESPACE as MAINTENANCE_NAMESPACE
 from .naming import fqdn, namespace, record_name, state_pvc
-from .schedule import months_without_a_run_on_utc_day
+from .schedule import months_without_a_run_on_local_day
 from .schedules import staggered
 from .settings import Settings
 from .storage import StorageStrategy, strategy
@@ -34,6 +35,8 @@ class ClinicPlan:
     dump_schedule: str
     snapshot_schedule: str
     front_door: FrontDoorPlan
+    # The clinic had data before (the stack's history says so): an empty volume is a wrong one, never seeded.
+    expect_data: bool = False
 
     @property
     def id(self) -> str:
@@ -88,18 +91,21 @@ def _name_problems(settings: Settings, tenants: TenantsFile, source: str) -> lis
         if namespace(c.id) == settings.ingress.namespace:
             message = f"gives namespace {namespace(c.id)}, the ingress controller's own namespace"
             problems.append(Problem(source, "id", message, c.id))
+        if namespace(c.id) == MAINTENANCE_NAMESPACE:
+            message = f"gives namespace {namespace(c.id)}, the platform's own (maintenance) namespace"
+            problems.append(Problem(source, "id", message, c.id))
     return problems
 
 
-# The dump script makes the monthly (years-long) copy only when it runs on the 1st of a month in UTC
-# (backup_plan.DUMP_SCRIPT: `date -u +%d` = 01).
+# The dump script makes the monthly (years-long) copy only when it runs on the 1st of a month in the clinic's time
+# zone (backup_plan.DUMP_SCRIPT: `date +%d` = 01 with TZ set to it).
 MONTHLY_COPY_DAY = 1
 
 
 def _schedule_problems(
     settings: Settings, tenants: TenantsFile, tenants_source: str, config_source: str
 ) -> list[Problem]:
-    """Dump schedules read in the stack's time zone: each must run on the 1st (UTC) of every month, or some months
+    """Dump schedules read in the stack's time zone: each must run on the 1st of every month there, or some months
     get no monthly copy at all."""
     zone = settings.orca.timezone
     problems = []
@@ -110,14 +116,14 @@ def _schedule_problems(
         own = c.backup.dump_schedule if c.backup else None
         expr = own or default
         if expr not in checked:
-            checked[expr] = months_without_a_run_on_utc_day(expr, zone, MONTHLY_COPY_DAY)
+            checked[expr] = months_without_a_run_on_local_day(expr, zone, MONTHLY_COPY_DAY)
         missing = checked[expr]
         if not missing or (own is None and default_reported):
             continue
         default_reported = default_reported or own is None
         message = (
-            f"never runs on the 1st of the month in UTC in {', '.join(missing[:3])}"
-            f"{' and more' if len(missing) > 3 else ''} (read in {zone}): the monthly copy, kept for years, is "
+            f"never runs on the 1st of the month in {zone} in {', '.join(missing[:3])}"
+            f"{' and more' if len(missing) > 3 else ''}: the monthly copy, kept for years, is "
             "made only by the dump that runs then"
         )
         fix = "run it every day, e.g. '30 1 * * *'"

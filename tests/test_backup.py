@@ -81,7 +81,20 @@ def test_backup_pods_need_no_privilege(dev_run: Run) -> None:
     role = _one(dev_run, "Role", f"orca-{RESTORE_CLINIC}", backup_plan.SERVICE_ACCOUNT)
     resources = {res for rule in role.inputs["rules"] for res in rule["resources"]}
     assert "secrets" not in resources, "backup jobs never read the clinic's credentials"
-    assert resources == {"pods", "pods/exec", "persistentvolumeclaims", "volumesnapshots"}
+    assert resources == {
+        "pods",
+        "pods/exec",
+        "persistentvolumeclaims",
+        "volumesnapshots",
+        "deployments",
+        "deployments/scale",
+    }
+    # The pre-upgrade backup stops the server through its scale subresource; it can never change what it runs.
+    for rule in role.inputs["rules"]:
+        if "apps" in rule["apiGroups"]:
+            assert rule["resourceNames"] == ["orca"]
+            if rule["resources"] == ["deployments"]:
+                assert rule["verbs"] == ["get"]
 
 
 @pytest.mark.parametrize(("stack", "daily", "monthly", "locked"), [("dev", 7, 30, False), ("prod", 35, 1827, True)])
@@ -155,28 +168,40 @@ def test_restores_build_new_volumes_and_keep_the_old_ones(tmp_path: Path) -> Non
     assert job.urn in deployment.dependencies
 
 
-def test_snapshot_restore_needs_no_job(tmp_path: Path) -> None:
+def test_snapshot_restore_needs_no_restore_job_only_its_verification(tmp_path: Path) -> None:
     run = _run_with(
         tmp_path, {RESTORE_CLINIC: {"restores": [{"id": "r1", "fromSnapshot": "orca-state-20261120013000"}]}}
     )
     names = [j.inputs["metadata"]["name"] for j in run.k8s("Job", f"orca-{RESTORE_CLINIC}")]
     assert not [n for n in names if n.startswith("orca-restore-")]
+    assert "orca-verify-r1" in names
+
+
+def _pre_upgrade(run: Run, ns: str) -> tuple[Registered, Registered]:
+    """(stop Job, backup Job) of a clinic's current pod template."""
+    jobs = {j.inputs["metadata"]["name"]: j for j in run.k8s("Job", ns)}
+    stops = [j for n, j in jobs.items() if n.startswith("orca-pre-upgrade-stop-")]
+    backups = [
+        j for n, j in jobs.items() if n.startswith("orca-pre-upgrade-") and not n.startswith("orca-pre-upgrade-stop-")
+    ]
+    assert len(stops) == len(backups) == 1, sorted(jobs)
+    return stops[0], backups[0]
 
 
 def test_an_image_change_takes_a_backup_first(tmp_path: Path, dev_run: Run) -> None:
     ns = f"orca-{RESTORE_CLINIC}"
-    before = [j for j in dev_run.k8s("Job", ns) if j.inputs["metadata"]["name"].startswith("orca-pre-upgrade-")]
+    before_stop, before = _pre_upgrade(dev_run, ns)
     image = "orcaplatformdev.azurecr.io/orca/jma-receipt:5.2.0-202701"
     run = _run_with(tmp_path, {RESTORE_CLINIC: {"image": image}})
-    after = [j for j in run.k8s("Job", ns) if j.inputs["metadata"]["name"].startswith("orca-pre-upgrade-")]
-    assert len(before) == len(after) == 1
+    after_stop, after = _pre_upgrade(run, ns)
     # A new image is a new Job name, so the Job runs again, and the Deployment waits for it.
-    assert before[0].inputs["metadata"]["name"] != after[0].inputs["metadata"]["name"]
-    assert after[0].inputs["metadata"]["name"].endswith(backup_plan.image_fingerprint(image))
+    assert before.inputs["metadata"]["name"] != after.inputs["metadata"]["name"]
+    assert before_stop.inputs["metadata"]["name"] != after_stop.inputs["metadata"]["name"]
     # A new Pulumi resource too, so it is created from the current spec, not the one its ignore_changes kept.
-    assert before[0].urn != after[0].urn
-    assert after[0].urn in _one(run, "Deployment", ns, "orca").dependencies
+    assert before.urn != after.urn
     deployment = _one(run, "Deployment", ns, "orca")
+    assert after.urn in deployment.dependencies
+    assert after_stop.urn in after.dependencies, "the backup runs only once the server has stopped"
     assert deployment.inputs["spec"]["strategy"]["type"] == "Recreate"
 
 
@@ -263,14 +288,18 @@ def test_backup_and_restore_jobs_run_once_per_name(tmp_path: Path) -> None:
         tmp_path, {RESTORE_CLINIC: {"restores": [{"id": "r1", "fromDump": f"daily/{RESTORE_CLINIC}/a.dump"}]}}
     )
     jobs = run.k8s("Job", f"orca-{RESTORE_CLINIC}")
-    assert {j.inputs["metadata"]["name"].rsplit("-", 1)[0] for j in jobs} == {"orca-pre-upgrade", "orca-restore"}
+    assert {j.inputs["metadata"]["name"].rsplit("-", 1)[0] for j in jobs} == {
+        "orca-pre-upgrade",
+        "orca-pre-upgrade-stop",
+        "orca-restore",
+        "orca-verify",
+    }
     for job in jobs:
         # A changed retention or tools image must not re-run a backup or a restore: only a new name does.
         assert job.ignore_changes == ["spec"], job.name
-    pre_upgrade = next(j for j in jobs if "pre-upgrade" in j.name)
-    env = {e["name"] for e in _pod_spec(pre_upgrade)["containers"][0]["env"]}
-    # The volume to snapshot is read from the running server, never fixed when the Job was created.
-    assert "PVC" not in env
+    # Scheduled snapshots read the volume from the running server, never one fixed when the CronJob was created.
+    cron = _one(run, "CronJob", f"orca-{RESTORE_CLINIC}", "orca-snapshots")
+    assert "PVC" not in {e["name"] for e in _pod_spec(cron)["containers"][0]["env"]}
 
 
 def test_nodes_pull_images_with_their_own_identity(dev_run: Run) -> None:

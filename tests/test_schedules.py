@@ -7,7 +7,7 @@ The oracles below are written from the grammar Kubernetes documents (robfig/cron
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -28,7 +28,7 @@ from orca_test_support import (
 
 from orca_platform.backup_plan import DUMP_SCRIPT
 from orca_platform.errors import InputError
-from orca_platform.schedule import check_cron, check_time_zone, months_without_a_run_on_utc_day, runs
+from orca_platform.schedule import check_cron, check_time_zone, months_without_a_run_on_local_day, runs
 from orca_platform.settings import parse_settings
 from orca_platform.tenants import parse_tenants
 
@@ -221,39 +221,44 @@ def test_a_seconds_field_is_refused_though_the_library_takes_it(
 # --- read in the stack's time zone --------------------------------------------------------------------------------
 
 
-def test_the_dump_makes_its_monthly_copy_by_the_utc_date() -> None:
-    """What the schedule check relies on: the dump script decides by the UTC day of the month."""
-    assert '"$(date -u +%d)" = 01' in DUMP_SCRIPT
+def test_the_dump_makes_its_monthly_copy_by_the_local_date() -> None:
+    """What the schedule check relies on: the dump script decides by the day of the month in the clinic's zone."""
+    assert '"$(date +%d)" = 01' in DUMP_SCRIPT
+    assert "date -u +%d" not in DUMP_SCRIPT
+
+
+def sundays_first() -> int:
+    """An oracle apart from cronsim: how many of the 13 months from January 2026 begin on a Sunday."""
+    return sum(1 for i in range(13) if date(2026 + i // 12, i % 12 + 1, 1).weekday() == 6)
 
 
 @pytest.mark.parametrize(
     ("expr", "zone", "months_missing"),
     [
-        ("30 1 * * *", "Asia/Tokyo", 0),  # daily: the 2nd 01:30 in Tokyo is the 1st in UTC
+        ("30 1 * * *", "Asia/Tokyo", 0),  # daily
         ("0 23 * * *", "Asia/Tokyo", 0),
-        ("30 1 1 * *", "Asia/Tokyo", 13),  # the 1st 01:30 in Tokyo is still the last day of the month in UTC
+        ("30 1 1 * *", "Asia/Tokyo", 0),  # the 1st at 01:30 in Tokyo: the monthly copy is made in Tokyo's date
         ("30 1 1 * *", "UTC", 0),
-        ("30 1 * * 0", "Asia/Tokyo", 12),  # weekly: only months whose UTC 1st follows a Tokyo Sunday night
+        ("30 1 2 * *", "Asia/Tokyo", 13),  # the 2nd: never the 1st
+        ("30 1 * * 0", "Asia/Tokyo", 13 - sundays_first()),  # weekly: only months that begin on a Sunday
     ],
 )
 def test_months_without_a_monthly_copy(expr: str, zone: str, months_missing: int) -> None:
-    assert len(months_without_a_run_on_utc_day(expr, zone)) == months_missing
+    assert len(months_without_a_run_on_local_day(expr, zone)) == months_missing
 
 
 def test_a_dump_schedule_that_never_makes_the_monthly_copy_stops_the_program() -> None:
-    backup = dev_raw()["backup"] | {"dumpSchedule": "30 1 1 * *"}
+    backup = dev_raw()["backup"] | {"dumpSchedule": "30 1 2 * *"}
     result = attempt("dev", program_config("dev", backup=backup))
     assert isinstance(result.error, pulumi.RunError) and result.registered == []
     message = str(result.error)
-    assert "field 'orca-platform:backup.dumpSchedule' = '30 1 1 * *'" in message
-    assert "never runs on the 1st of the month in UTC" in message and "Asia/Tokyo" in message
+    assert "field 'orca-platform:backup.dumpSchedule' = '30 1 2 * *'" in message
+    assert "never runs on the 1st of the month in Asia/Tokyo" in message
 
 
-def test_the_same_schedule_is_fine_in_utc() -> None:
-    raw = dev_raw()
-    raw["backup"] = raw["backup"] | {"dumpSchedule": "30 1 1 * *"}
-    raw["orca"] = raw["orca"] | {"timezone": "UTC"}
-    assert attempt("dev", program_config("dev", backup=raw["backup"], orca=raw["orca"])).error is None
+def test_a_monthly_schedule_on_the_first_is_fine_in_the_clinics_zone() -> None:
+    backup = dev_raw()["backup"] | {"dumpSchedule": "30 1 1 * *"}
+    assert attempt("dev", program_config("dev", backup=backup)).error is None
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass
 
 GLSERVER_PORT = 8000  # glserver: monsiaj client (JSON-RPC over HTTP) and the HTTP API
 PUSH_PORT = 9400  # PUSH notifications (WebSocket /ws), unauthenticated: never beyond the clinic's own networks
@@ -94,13 +95,38 @@ echo "backup-gate: pre-upgrade backup $BACKUP_KEY present (job $BACKUP_JOB)"
 """
 
 
+# What a fast PostgreSQL stop needs after ORCA's monitor is gone: a checkpoint of the dirty buffers, not published as
+# a figure (shared/orca-facts.md), so kept generous; the grace period is sized so it is always left.
+POSTGRES_FAST_STOP_SECONDS = 15
+
+
+@dataclass(frozen=True)
+class StopTiming:
+    """How the preStop hook spends the pod's grace period: ORCA's monitor first, then PostgreSQL's fast stop."""
+
+    grace_seconds: int
+    monitor_wait_seconds: int
+
+    @property
+    def postgres_seconds(self) -> int:
+        """What is left for `pg_ctlcluster ... stop -m fast` before the kubelet's SIGKILL."""
+        return self.grace_seconds - self.monitor_wait_seconds
+
+
+def stop_timing(grace_seconds: int) -> StopTiming:
+    """Half of (grace - 30 s), at least 5 s, for the monitor; the rest, never less than the fast stop needs, for
+    PostgreSQL. A hook that waited the whole grace period for the monitor would leave PostgreSQL to SIGKILL."""
+    return StopTiming(grace_seconds, max(grace_seconds - 30, 10) // 2)
+
+
 def stop_script(postgres_version: str, grace_seconds: int) -> str:
     """preStop: ORCA's monitor ignores SIGTERM and stops on SIGUSR1; then PostgreSQL 'fast', not 'smart' (which
     would wait for ORCA's open sessions until the kubelet kills it and the next start runs crash recovery)."""
-    wait = max(grace_seconds - 30, 10)
+    timing = stop_timing(grace_seconds)
     return (
         "pkill -USR1 -x monitor || true; "
-        f"i=0; while pgrep -x monitor >/dev/null && [ $i -lt {wait // 2} ]; do sleep 1; i=$((i+1)); done; "
+        "i=0; while pgrep -x monitor >/dev/null && "
+        f"[ $i -lt {timing.monitor_wait_seconds} ]; do sleep 1; i=$((i+1)); done; "
         f"pg_ctlcluster {shlex.quote(postgres_version)} main stop -m fast || true"
     )
 

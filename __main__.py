@@ -193,8 +193,8 @@ if cluster.provider is not None:
         "clinics",
         {
             t_plan.id: {
-                "name": t_plan.clinic.name,
-                "state": t_plan.clinic.state.value,
+                "name": t_plan.name,
+                "state": t_plan.state,
                 "fqdn": tenant.hostname,
                 "privateIp": tenant.private_ip,
                 "namespace": tenant.namespace,

@@ -203,7 +203,7 @@ class ClinicBackup(pulumi.ComponentResource):
         )
         ready = pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[binding, scripts]))
 
-        suspended = not p.clinic.active
+        suspended = not p.active
         self._cron(f"{name}-snapshots", "orca-snapshots", p.snapshot_schedule, "snapshot.sh", suspended, meta, ready)
         self._cron(f"{name}-dumps", "orca-dumps", p.dump_schedule, "dump.sh", suspended, meta, ready)
 
@@ -214,7 +214,7 @@ class ClinicBackup(pulumi.ComponentResource):
         # A restore builds its volume first, while the old server still serves; the verification gates it.
         self.restore_job = None
         self.verify_job = None
-        restore = p.clinic.restore
+        restore = p.restore
         after_restore: list[pulumi.Resource] = []
         if restore is not None:
             if restore.from_dump is not None:

@@ -63,8 +63,8 @@ def _loadbalancer(name: str, args: FrontDoorArgs) -> FrontDoor:
     svc = _load_balancer_service(name, args)
     ingress = _ingress(name, args)
     p = args.plan
-    if p.clinic.private_ip:
-        private_ip = pulumi.Output.from_input(p.clinic.private_ip)
+    if p.private_ip:
+        private_ip = pulumi.Output.from_input(p.private_ip)
     else:
         private_ip = svc.status.apply(
             lambda st: (
@@ -103,8 +103,8 @@ def _load_balancer_service(name: str, args: FrontDoorArgs) -> k8s.core.v1.Servic
         # Without this, an internal LB's source ranges are moot: the NSG's default rule admits the whole VNet.
         "service.beta.kubernetes.io/azure-deny-all-except-load-balancer-source-ranges": "true",
     }
-    if p.clinic.private_ip:
-        annotations["service.beta.kubernetes.io/azure-load-balancer-ipv4"] = p.clinic.private_ip
+    if p.private_ip:
+        annotations["service.beta.kubernetes.io/azure-load-balancer-ipv4"] = p.private_ip
     annotations[TIMEOUT_ANNOTATION] = str(args.await_seconds)
     # The port stays on the Service for the Ingress's /ws route but takes no rule on every node
     # (cloud-provider-azure pkg/provider/azure_loadbalancer.go, IsLBRuleOnK8sServicePortDisabled).
@@ -117,7 +117,7 @@ def _load_balancer_service(name: str, args: FrontDoorArgs) -> k8s.core.v1.Servic
             type="LoadBalancer",
             selector=naming.selector(p.id),
             ports=_ports(),
-            load_balancer_source_ranges=list(p.clinic.source_cidrs),
+            load_balancer_source_ranges=list(p.source_cidrs),
             # Preserve the clinic's source address so the NetworkPolicy can check it.
             external_traffic_policy="Local",
         ),
@@ -143,7 +143,7 @@ def _ingress(name: str, args: FrontDoorArgs) -> k8s.networking.v1.Ingress:
         api_version="k8s.nginx.org/v1",
         kind="Policy",
         metadata=args.meta(POLICY_NAME),
-        fields={"spec": {"accessControl": {"allow": list(p.clinic.source_cidrs)}}},
+        fields={"spec": {"accessControl": {"allow": list(p.source_cidrs)}}},
         opts=args.opts,
     )
     timeout = f"{ing.read_timeout_seconds}s"

@@ -48,7 +48,6 @@ class OrcaTenant(pulumi.ComponentResource):
     def __init__(self, name: str, args: OrcaTenantArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("orca:platform:OrcaTenant", name, None, opts)
         p = args.plan
-        clinic = p.clinic
         ns_name = p.namespace
         labels = naming.clinic_labels(p.id)
         base = pulumi.ResourceOptions(parent=self, provider=args.provider)
@@ -74,7 +73,7 @@ class OrcaTenant(pulumi.ComponentResource):
                     "pod-security.kubernetes.io/enforce": "baseline",
                     "pod-security.kubernetes.io/warn": "restricted",
                 },
-                annotations={"orca-platform.io/clinic-name": clinic.name},
+                annotations={"orca-platform.io/clinic-name": p.name},
             ),
             opts=keep,
         )
@@ -104,7 +103,7 @@ class OrcaTenant(pulumi.ComponentResource):
 
         self.pvc_name = p.pvc_name
         claims = [self._claim(name, p, naming.STATE_PVC, meta, keep_in_ns)]
-        for restore in clinic.restores:
+        for restore in p.restores:
             claims.append(self._claim(name, p, naming.restore_pvc(restore.id), meta, keep_in_ns, restore.from_snapshot))
         pvc = claims[-1]
 
@@ -386,7 +385,7 @@ class OrcaTenant(pulumi.ComponentResource):
                             np.NetworkPolicyIngressRuleArgs(
                                 from_=[
                                     np.NetworkPolicyPeerArgs(ip_block=np.IPBlockArgs(cidr=cidr))
-                                    for cidr in p.clinic.source_cidrs
+                                    for cidr in p.source_cidrs
                                 ],
                                 ports=direct,
                             )

@@ -17,7 +17,7 @@ from .schedule import months_without_a_run_on_local_day
 from .schedules import staggered
 from .settings import Settings
 from .storage import StorageStrategy, strategy
-from .tenants import Clinic, TenantsFile
+from .tenants import Clinic, ClinicRestore, TenantsFile
 from .walls import Wall, all_walls, new_clinic, wall_problems
 
 
@@ -45,6 +45,38 @@ class ClinicPlan:
     @property
     def replicas(self) -> int:
         return 1 if self.clinic.active else 0
+
+    # What components read of the clinic, through its plan only (tests/test_layers.py checks that they do): the plan
+    # is where a derived value (an FQDN, a claim size) is decided, so a component never re-derives one from the raw
+    # entry.
+    @property
+    def name(self) -> str:
+        return self.clinic.name
+
+    @property
+    def state(self) -> str:
+        return self.clinic.state.value
+
+    @property
+    def active(self) -> bool:
+        return self.clinic.active
+
+    @property
+    def source_cidrs(self) -> tuple[str, ...]:
+        return tuple(self.clinic.source_cidrs)
+
+    @property
+    def private_ip(self) -> str | None:
+        return self.clinic.private_ip
+
+    @property
+    def restores(self) -> tuple[ClinicRestore, ...]:
+        return tuple(self.clinic.restores)
+
+    @property
+    def restore(self) -> ClinicRestore | None:
+        """The restore whose volume is live, if any."""
+        return self.clinic.restore
 
 
 @dataclass(frozen=True)

@@ -81,3 +81,17 @@ def test_the_rules_import_in_the_policy_venv() -> None:
         [str(POLICY_PYTHON), "-c", "import pydantic"], capture_output=True, text=True, check=False, timeout=60
     )
     assert absent.returncode != 0
+
+
+def test_components_read_a_clinic_through_its_plan_only() -> None:
+    """One rule for components: they read ClinicPlan's fields, never the raw tenants entry behind it (`.clinic`),
+    so every derived value (FQDN, claim size, live volume, front door) is decided once, in the plan."""
+    import ast
+
+    offenders = []
+    for path in [*sorted((PROJECT_DIR / "components").glob("*.py")), PROJECT_DIR / "__main__.py"]:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr == "clinic":
+                offenders.append(f"{path.relative_to(PROJECT_DIR)}:{node.lineno}")
+    assert offenders == [], f"components reach past the plan into the tenants entry: {offenders}"

@@ -18,10 +18,10 @@ import pulumi_kubernetes as k8s
 
 from orca_platform import naming
 from orca_platform import settings as model
+from orca_platform.fields import FrontDoorMode
 from orca_platform.front_door import NO_LB_RULE
 from orca_platform.orca_image import GLSERVER_PORT, PUSH_PORT
 from orca_platform.stack_plan import ClinicPlan
-from orca_platform.tenants import FrontDoorMode
 
 from .k8s_objects import ApiObject, Meta
 

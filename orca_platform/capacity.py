@@ -12,6 +12,7 @@ from typing import Any
 
 from .catalogue import Catalogue, NodeSize
 from .errors import InputError, Problem, show
+from .fields import StorageStrategyName
 from .quantities import parse_bytes, parse_millicores
 from .settings import Settings
 from .storage import (
@@ -23,7 +24,7 @@ from .storage import (
     usable,
     volume_size_problem,
 )
-from .tenants import Clinic, StorageStrategyName, TenantsFile
+from .tenants import Clinic, TenantsFile
 
 MIB = 2**20
 # Node count reported when some clinic fits on no node of a size at all.

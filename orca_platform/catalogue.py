@@ -8,8 +8,8 @@ from pathlib import Path
 from pydantic import Field, ValidationError
 
 from .errors import InputError, problems_from_validation
+from .fields import Quantity, Strict
 from .quantities import parse_bytes, parse_millicores
-from .tenants import Quantity, Strict
 from .yamlio import load_yaml_file
 
 CATALOGUE_PATH = Path(__file__).with_name("catalogue.yaml")

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .fields import FrontDoorMode
 from .orca_image import GLSERVER_PORT, PUSH_PORT
 from .settings import Settings
-from .tenants import Clinic, FrontDoorMode
+from .tenants import Clinic
 
 # cloud-provider-azure pkg/consts/consts.go PortAnnotationPrefixPattern + PortAnnotationNoLBRule.
 NO_LB_RULE = "service.beta.kubernetes.io/port_{port}_no_lb_rule"

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .tenants import Strict
+from .fields import Strict
 
 DAYS = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")  # PromQL day_of_week(): 0 is Sunday
 Day = Literal["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]

@@ -13,11 +13,12 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from .backup_plan import posix_tz
 from .errors import InputError, problems_from_validation
+from .fields import Cidr, Cron, FrontDoorMode, ImageRef, Lax, StorageSku, StorageStrategyName, Strict
 from .ipnets import is_internal
 from .monitoring_settings import Monitoring
 from .schedule import check_time_zone
 from .schema_help import suggest
-from .tenants import CLINIC_ID, Cidr, Cron, FrontDoorMode, ImageRef, Lax, StorageSku, StorageStrategyName, Strict
+from .tenants import CLINIC_ID
 
 NAMESPACE = "orca-platform"
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .catalogue import Catalogue, load_catalogue
+from .fields import StorageStrategyName
 from .quantities import parse_bytes
-from .tenants import StorageStrategyName
 
 GIB = 2**30
 # Below this a clinic volume cannot hold PostgreSQL safely: its WAL alone may grow to max_wal_size (1 GB by default,

@@ -8,10 +8,9 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -24,98 +23,32 @@ from pydantic.alias_generators import to_camel
 
 from .backup_plan import snapshot_volume
 from .errors import InputError, Problem, problems_from_validation
+from .fields import (
+    Cidr,
+    Cron,
+    FrontDoorMode,
+    ImageRef,
+    Lax,
+    Quantity,
+    StorageSku,
+    StorageStrategyName,
+    Strict,
+)
 from .network_trust import ClinicNetworks, overlaps
 from .quantities import parse_bytes
-from .schedule import check_cron
 from .yamlio import load_yaml_file
 
 # A clinic id becomes the namespace suffix (orca-<id>), label values and Azure DNS record names:
 # a DNS label short enough that every derived name stays within Kubernetes' 63-character limit.
 CLINIC_ID = re.compile(r"^[a-z](?:[a-z0-9]|-(?!-)){1,38}[a-z0-9]$")
 DNS_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
-# registry/repository:tag or @sha256:digest; 'latest' and untagged references are refused below.
-IMAGE_REF = re.compile(r"^[a-z0-9.\-:/_]+(?::[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}|@sha256:[a-f0-9]{64})$")
 # A name for a practice group's LAN (several clinics, one network): a DNS-label-like word.
 SHARED_NETWORK = r"^[a-z][a-z0-9-]{1,40}$"
-
-
-class Strict(BaseModel):
-    """Unknown keys are errors; YAML keys are camelCase; no silent conversions.
-
-    strict: '32' is not read as 32 nor 'yes' as true, so a quoted number or a YAML 1.1 boolean is reported with what
-    to write instead of being guessed at. Enum fields opt out (see `Lax`): their YAML value is always text.
-    """
-
-    model_config = ConfigDict(
-        extra="forbid",
-        alias_generator=to_camel,
-        populate_by_name=True,
-        frozen=True,
-        use_enum_values=False,
-        strict=True,
-    )
-
-
-# For StrEnum fields: strict mode would accept only enum instances, never the text YAML gives.
-Lax = Field(strict=False)
-
-
-def _quantity(value: str) -> str:
-    parse_bytes(value)
-    return value
-
-
-def _image(value: str) -> str:
-    if not IMAGE_REF.fullmatch(value):
-        raise ValueError(
-            "must be an image reference with an explicit tag or digest, e.g. myacr.azurecr.io/orca:5.2.0-1"
-        )
-    if value.endswith(":latest"):
-        raise ValueError("must not use the 'latest' tag: every clinic must run a known, reviewed ORCA build")
-    return value
-
-
-def _cidr(value: str) -> str:
-    try:
-        net = ipaddress.ip_network(value, strict=True)
-    except ValueError as exc:
-        raise ValueError(f"must be an IPv4 CIDR such as 192.168.10.0/24 ({exc})") from None
-    if net.version != 4:
-        raise ValueError("must be an IPv4 CIDR")
-    return str(net)
-
-
-def _cron(value: str) -> str:
-    return check_cron(value)
-
-
-Quantity = Annotated[str, AfterValidator(_quantity)]
-ImageRef = Annotated[str, AfterValidator(_image)]
-Cidr = Annotated[str, AfterValidator(_cidr)]
-Cron = Annotated[str, AfterValidator(_cron)]
 
 
 class ClinicState(StrEnum):
     ACTIVE = "active"
     SUSPENDED = "suspended"  # no pod; the volume, its backups and its address stay
-
-
-class StorageStrategyName(StrEnum):
-    AZURE_DISK = "azure-disk"
-    AZURE_FILES_NFS = "azure-files-nfs"
-    AZURE_FILES_SMB = "azure-files-smb"  # accepted by the parser only to be refused with its reason
-
-
-class FrontDoorMode(StrEnum):
-    """How a clinic's staff reach its server (orca_platform/front_door.py)."""
-
-    LOADBALANCER = "loadbalancer"  # its own internal load balancer IP (8000, 9400) plus its FQDN through the ingress
-    INGRESS_ONLY = "ingress-only"  # its FQDN through the shared internal ingress controller only
-
-
-# SKUs a clinic volume may use: provisioned v1 (Premium_*) and v2 (PremiumV2_*) for Azure Files; Premium SSD
-# (Premium_*) and Premium SSD v2 (PremiumV2_LRS) for disks. orca_platform/storage.py refuses pairs that do not exist.
-StorageSku = Literal["Premium_LRS", "Premium_ZRS", "PremiumV2_LRS", "PremiumV2_ZRS"]
 
 
 class ClinicBackup(Strict):

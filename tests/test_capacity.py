@@ -54,10 +54,11 @@ from orca_platform.capacity import (
 )
 from orca_platform.catalogue import Catalogue, load_catalogue
 from orca_platform.errors import InputError
+from orca_platform.fields import StorageStrategyName
 from orca_platform.settings import Settings
 from orca_platform.stack_plan import plan_stack
 from orca_platform.storage import StorageRefusedError, strategy
-from orca_platform.tenants import Clinic, StorageStrategyName, TenantsFile, load_tenants
+from orca_platform.tenants import Clinic, TenantsFile, load_tenants
 from tools.offline import Run
 
 DISK = StorageStrategyName.AZURE_DISK

@@ -10,9 +10,9 @@ from decimal import ROUND_CEILING, Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from orca_platform.fields import StorageStrategyName
 from orca_platform.quantities import parse_bytes
 from orca_platform.storage import GIB, strategy
-from orca_platform.tenants import StorageStrategyName
 from tools.offline import Run
 
 UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}

@@ -163,12 +163,12 @@ fi
 
 # A dump is checked before it is stored: an empty or truncated archive must fail the job, not the restore.
 _CHECK_DUMP = """\
-if [ ! -s "$dump" ] || [ "$(head -c 5 "$dump")" != PGDMP ]; then
+if [ ! -s "$archive" ] || [ "$(head -c 5 "$archive")" != PGDMP ]; then
   echo "dump of $CLINIC is empty or not a pg_dump archive: refused" >&2
   exit 1
 fi
 # --list reads the table of contents; --file=/dev/null reads every entry to its end, as a restore would.
-if ! pg_restore --list "$dump" >/dev/null || ! pg_restore --file=/dev/null "$dump"; then
+if ! pg_restore --list "$archive" >/dev/null || ! pg_restore --file=/dev/null "$archive"; then
   echo "dump of $CLINIC is truncated or damaged (pg_restore cannot read it to the end): refused" >&2
   exit 1
 fi
@@ -178,20 +178,20 @@ STORE_DUMP_SCRIPT = (
     """\
 set -eu
 # Check the archive in $WORK/orca.dump, then write it once to the immutable containers.
-dump="$WORK/orca.dump"
+archive="$WORK/orca.dump"
 """
     + _CHECK_DUMP
     + """\
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 suffix="${DUMP_SUFFIX:-}"
 azcopy login --login-type=workload
-azcopy copy "$dump" "$BLOB_URL/daily/$CLINIC/$stamp$suffix.dump" --overwrite=false
+azcopy copy "$archive" "$BLOB_URL/daily/$CLINIC/$stamp$suffix.dump" --overwrite=false
 # The 1st of the month in the clinic's own time zone ($TZ is a POSIX rule, which needs no tzdata in the image): a
 # dump at 01:30 JST runs at 16:30 UTC of the day before.
 if [ "$(date +%d)" = 01 ] && [ -z "$suffix" ]; then
-  azcopy copy "$dump" "$BLOB_URL/monthly/$CLINIC/$stamp.dump" --overwrite=false
+  azcopy copy "$archive" "$BLOB_URL/monthly/$CLINIC/$stamp.dump" --overwrite=false
 fi
-echo "dump of $CLINIC stored as $stamp$suffix.dump ($(wc -c < "$dump") bytes)"
+echo "dump of $CLINIC stored as $stamp$suffix.dump ($(wc -c < "$archive") bytes)"
 """
 )
 
@@ -204,6 +204,8 @@ set -eu
     + _POD_LOOKUP
     + """\
 if [ -z "$pod" ]; then echo "no running ORCA pod for $CLINIC: nothing to dump" >&2; exit 1; fi
+# The variables expand in the ORCA container, whose environment holds the password, never in this job.
+# shellcheck disable=SC2016
 kubectl exec "$pod" -c orca -- sh -c \\
   'PGPASSWORD="$ORCA_DB_PASS" pg_dump -Fc -h localhost -U "$ORCA_DB_USER" "$ORCA_DB_NAME"' > "$WORK/orca.dump"
 sh "$SCRIPTS/store-dump.sh"
@@ -312,7 +314,7 @@ RESTORE_FETCH_SCRIPT = (
 set -eu
 azcopy login --login-type=workload
 azcopy copy "$BLOB_URL/$DUMP" "$WORK/orca.dump"
-dump="$WORK/orca.dump"
+archive="$WORK/orca.dump"
 """
     + _CHECK_DUMP
 )
@@ -359,13 +361,13 @@ control=$(/usr/lib/postgresql/{v}/bin/pg_controldata "$pgdata" 2>&1) || refuse "
 case "$control" in
   *"CRC checksum does not match"*) refuse "pg_control is damaged: $control" ;;
 esac
-state=$(printf '%s\\n' "$control" | sed -n 's/^Database cluster state: *//p')
-case "$state" in
+cluster_state=$(printf '%s\\n' "$control" | sed -n 's/^Database cluster state: *//p')
+case "$cluster_state" in
   # "in production" is a crash-consistent snapshot of a running server: PostgreSQL recovers it at start.
   "shut down" | "shut down in recovery" | "in production") ;;
-  *) refuse "cluster state '$state' is not one a restore starts from" ;;
+  *) refuse "cluster state '$cluster_state' is not one a restore starts from" ;;
 esac
-echo "verify: $RESTORE_ID of $CLINIC holds a PostgreSQL {v} cluster ($state); the Deployment may switch to it"
+echo "verify: $RESTORE_ID of $CLINIC holds a PostgreSQL {v} cluster ($cluster_state); the Deployment may switch to it"
 """
     )
 

@@ -19,6 +19,7 @@ from orca_platform.stack_plan import ClinicPlan
 from .k8s_objects import ApiObject, Meta, dns_egress_rule
 from .orca_pod import (
     SAFE_TO_EVICT,
+    expect_data_env,
     seed_container,
     size_resources,
     state_mounts,
@@ -388,7 +389,7 @@ class ClinicBackup(pulumi.ComponentResource):
     def _pre_upgrade_pod(self, key: str) -> k8s.core.v1.PodTemplateSpecArgs:
         """Dump from the stopped cluster (ORCA's image), snapshot and store (tools), then mark the volume."""
         p = self._args.plan
-        dump = self._orca_container("dump", "pre-upgrade-dump.sh", {"EXPECT_DATA": "1" if p.expect_data else "0"})
+        dump = self._orca_container("dump", "pre-upgrade-dump.sh", more_env=[expect_data_env()])
         store = self._tools_container("store", "pre-upgrade-store.sh", {"PVC": p.pvc_name})
         # The Job's own uid (a label the Job controller puts on its pods), which ORCA's pod template carries.
         job_uid = k8s.core.v1.EnvVarArgs(

@@ -65,14 +65,36 @@ def _small() -> k8s.core.v1.ResourceRequirementsArgs:
     )
 
 
-def seed_container(image: str, expect_data: bool = False) -> k8s.core.v1.ContainerArgs:
+# The clinic's seed policy: whether its live volume must already hold data (the stack history's answer). A ConfigMap,
+# not a value in the pod template: the answer turns from "0" to "1" at the update after a clinic's first, and a
+# changed template would restart every server and run its pre-upgrade backup for nothing.
+SEED_POLICY = "orca-seed-policy"
+
+
+def expect_data_env() -> k8s.core.v1.EnvVarArgs:
+    """EXPECT_DATA read from the clinic's seed policy when the container starts."""
+    return k8s.core.v1.EnvVarArgs(
+        name=EXPECT_DATA_ENV,
+        value_from=k8s.core.v1.EnvVarSourceArgs(
+            config_map_key_ref=k8s.core.v1.ConfigMapKeySelectorArgs(name=SEED_POLICY, key=EXPECT_DATA_ENV)
+        ),
+    )
+
+
+def seed_container(image: str, expect_data: bool | None = False) -> k8s.core.v1.ContainerArgs:
     """Init container: on a new volume, copy what the image ships in each state directory into it, once, and only
-    into empty directories. With `expect_data` (the clinic had data) it never copies: an empty volume stops here."""
+    into empty directories. With `expect_data` (the clinic had data) it never copies: an empty volume stops here.
+    None: read the answer from the clinic's seed policy (the server's own pod)."""
+    expect = (
+        expect_data_env()
+        if expect_data is None
+        else k8s.core.v1.EnvVarArgs(name=EXPECT_DATA_ENV, value="1" if expect_data else "0")
+    )
     return k8s.core.v1.ContainerArgs(
         name="seed-state",
         image=image,
         command=["/bin/sh", "-c", seed_script()],
-        env=[state_env(), k8s.core.v1.EnvVarArgs(name=EXPECT_DATA_ENV, value="1" if expect_data else "0")],
+        env=[state_env(), expect],
         volume_mounts=[whole_volume_mount()],
         resources=_small(),
         security_context=orca_security_context(),

@@ -11,13 +11,22 @@ import pulumi_random as random
 from orca_platform import backup_plan, naming
 from orca_platform import settings as model
 from orca_platform.ipnets import excluded_within
-from orca_platform.orca_image import GLSERVER_PORT, PUSH_PORT, startup_await_seconds, stop_script
+from orca_platform.orca_image import EXPECT_DATA_ENV, GLSERVER_PORT, PUSH_PORT, startup_await_seconds, stop_script
 from orca_platform.stack_plan import ClinicPlan
 
 from . import front_door
 from .clinic_backup import BackupTarget, ClinicBackup, ClinicBackupArgs
 from .k8s_objects import Meta, dns_egress_rule
-from .orca_pod import SAFE_TO_EVICT, gate_container, plain, seed_container, size_resources, state_mounts, state_volumes
+from .orca_pod import (
+    SAFE_TO_EVICT,
+    SEED_POLICY,
+    gate_container,
+    plain,
+    seed_container,
+    size_resources,
+    state_mounts,
+    state_volumes,
+)
 from .pod_security import orca_security_context
 
 PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
@@ -109,6 +118,12 @@ class OrcaTenant(pulumi.ComponentResource):
 
         # The pod template's digest names its pre-upgrade backup; the template then carries that backup's Job uid.
         backup_key = backup_plan.backup_key(plain(self._pod_template(args, backup_key="", backup_job="")))
+        seed_policy = k8s.core.v1.ConfigMap(
+            f"{name}-seed-policy",
+            metadata=meta(SEED_POLICY),
+            data={EXPECT_DATA_ENV: "1" if p.expect_data else "0"},
+            opts=in_ns,
+        )
         backup = ClinicBackup(
             f"{name}-backup",
             ClinicBackupArgs(
@@ -120,14 +135,14 @@ class OrcaTenant(pulumi.ComponentResource):
                 pool_taint=args.pool_taint,
                 provider=args.provider,
                 clinic_facing_cidrs=args.clinic_facing_cidrs,
-                depends_on=[ns, *claims],
+                depends_on=[ns, *claims, seed_policy],
                 backup_key=backup_key,
                 deployment=DEPLOYMENT,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
         # The pre-upgrade backup runs after any restore and its verification; the Deployment waits for all three.
-        before_start: list[pulumi.Resource] = [secret, pvc, backup.pre_upgrade_job]
+        before_start: list[pulumi.Resource] = [secret, pvc, seed_policy, backup.pre_upgrade_job]
         before_start += [j for j in (backup.restore_job, backup.verify_job) if j is not None]
         template = self._pod_template(args, backup_key, backup.backup_job_uid)
         self._deployment(name, args, meta, template, before_start, in_ns)
@@ -278,7 +293,7 @@ class OrcaTenant(pulumi.ComponentResource):
             # First the backup gate, then the seed: nothing touches the volume before its backup is known to exist.
             init_containers=[
                 gate_container(p.image, backup_key, backup_job),
-                seed_container(p.image, expect_data=p.expect_data),
+                seed_container(p.image, expect_data=None),
             ],
             containers=[container],
             volumes=volumes,

@@ -170,18 +170,28 @@ def test_a_restore_is_verified_before_the_server_stops_and_switches(tmp_path: Pa
 
 
 def test_a_clinic_that_had_data_never_seeds() -> None:
-    """The stack's history feeds ClinicPlan.expect_data: a first update seeds, the next one finds the same live
-    claims in the history and refuses to seed them (a claim re-created empty behind the program's back), and the
-    seed and the pre-upgrade dump both get the answer."""
+    """The stack's history feeds the clinic's seed policy: a first update seeds, the next one finds the same live
+    claims in the history and refuses to seed them (a claim re-created empty behind the program's back). The server's
+    seed and the pre-upgrade dump read the policy from its ConfigMap, so the answer changing touches neither the pod
+    template nor the name of its pre-upgrade backup: no restart, no backup for nothing."""
     first = run_program("dev")
     second = run_program("dev", previous_outputs=first.outputs)
+    ref = {"configMapKeyRef": {"name": "orca-seed-policy", "key": "EXPECT_DATA"}}
     for run, expected in ((first, "0"), (second, "1")):
         for cid in (CLINIC, "test-aoba"):
             ns = f"orca-{cid}"
+            assert _named(run, "ConfigMap", ns, "orca-seed-policy").inputs["data"] == {"EXPECT_DATA": expected}
             seed = _pod(_named(run, "Deployment", ns, "orca"))["initContainers"][1]
-            assert seed["name"] == "seed-state" and _env(seed)["EXPECT_DATA"] == expected, (cid, expected)
+            assert seed["name"] == "seed-state" and _env(seed)["EXPECT_DATA"] == ref
             dump = _pod(_pre_upgrade(run, ns)[1])["initContainers"][0]
-            assert _env(dump)["EXPECT_DATA"] == expected
+            assert _env(dump)["EXPECT_DATA"] == ref
+    for cid in (CLINIC, "test-aoba"):
+        ns = f"orca-{cid}"
+        assert (
+            _named(first, "Deployment", ns, "orca").inputs["spec"]["template"]
+            == (_named(second, "Deployment", ns, "orca").inputs["spec"]["template"])
+        )
+        assert [j.name for j in _pre_upgrade(first, ns)] == [j.name for j in _pre_upgrade(second, ns)]
 
 
 def test_a_restores_new_claim_is_not_expected_to_hold_data(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from pulumi_azure_native import authorization, containerservice, managedidentity
 from orca_platform import naming
 from orca_platform import settings as model
 from orca_platform.capacity import CapacityPlan
+from orca_platform.conventions import CLINIC_DATA, DATA_LABEL, POOL_LABEL
 from orca_platform.kubeconfig import convert_kubeconfig
 from orca_platform.storage import StorageStrategy, snapshot_parameters
 
@@ -34,7 +35,7 @@ FILE_DATA_PRIVILEGED_CONTRIBUTOR = "69566ab7-960f-475b-8e7c-b3118f30c6bd"
 AKS_RBAC_CLUSTER_ADMIN = "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"
 # "AcrPull", for the kubelet identity on the operator's registry.
 ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
-ORCA_POOL_LABEL = "orca-platform.io/pool"
+ORCA_POOL_LABEL = POOL_LABEL
 ORCA_POOL_VALUE = "orca"
 ORCA_TAINT = f"{ORCA_POOL_LABEL}={ORCA_POOL_VALUE}:NoSchedule"
 
@@ -368,7 +369,7 @@ class Cluster(pulumi.ComponentResource):
         for sc in args.storage_classes:
             k8s.storage.v1.StorageClass(
                 sc.storage_class,
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=sc.storage_class, labels={"orca-platform.io/data": "clinic"}),
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=sc.storage_class, labels={DATA_LABEL: CLINIC_DATA}),
                 provisioner=sc.provisioner,
                 parameters={**sc.parameters, "resourceGroup": args.data_resource_group},
                 mount_options=sc.mount_options or None,
@@ -390,7 +391,7 @@ class Cluster(pulumi.ComponentResource):
                 name_,
                 api_version="snapshot.storage.k8s.io/v1",
                 kind="VolumeSnapshotClass",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=name_, labels={"orca-platform.io/data": "clinic"}),
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=name_, labels={DATA_LABEL: CLINIC_DATA}),
                 fields={
                     "driver": driver,
                     # Deleting a VolumeSnapshot (or its namespace) leaves its content and storage snapshot: only a

@@ -18,8 +18,15 @@ import pulumi_kubernetes as k8s
 
 from orca_platform import naming
 from orca_platform import settings as model
+from orca_platform.conventions import (
+    INTERNAL_LB,
+    INTERNAL_LB_SUBNET,
+    LB_DENY_OTHERS,
+    LB_IPV4,
+    NO_LB_RULE,
+    TIMEOUT_SECONDS,
+)
 from orca_platform.fields import FrontDoorMode
-from orca_platform.front_door import NO_LB_RULE
 from orca_platform.orca_image import GLSERVER_PORT, PUSH_PORT
 from orca_platform.stack_plan import ClinicPlan
 
@@ -28,7 +35,7 @@ from .k8s_objects import ApiObject, Meta
 BACKEND = "orca"
 POLICY_NAME = "clinic-sources"
 
-TIMEOUT_ANNOTATION = "pulumi.com/timeoutSeconds"
+TIMEOUT_ANNOTATION = TIMEOUT_SECONDS
 
 
 @dataclass(frozen=True)
@@ -98,13 +105,13 @@ def _load_balancer_service(name: str, args: FrontDoorArgs) -> k8s.core.v1.Servic
     p = args.plan
     annotations = {
         # Private frontend in the ILB subnet of our VNet: no public IP is ever created for a clinic.
-        "service.beta.kubernetes.io/azure-load-balancer-internal": "true",
-        "service.beta.kubernetes.io/azure-load-balancer-internal-subnet": args.ilb_subnet_name,
+        INTERNAL_LB: "true",
+        INTERNAL_LB_SUBNET: args.ilb_subnet_name,
         # Without this, an internal LB's source ranges are moot: the NSG's default rule admits the whole VNet.
-        "service.beta.kubernetes.io/azure-deny-all-except-load-balancer-source-ranges": "true",
+        LB_DENY_OTHERS: "true",
     }
     if p.private_ip:
-        annotations["service.beta.kubernetes.io/azure-load-balancer-ipv4"] = p.private_ip
+        annotations[LB_IPV4] = p.private_ip
     annotations[TIMEOUT_ANNOTATION] = str(args.await_seconds)
     # The port stays on the Service for the Ingress's /ws route but takes no rule on every node
     # (cloud-provider-azure pkg/provider/azure_loadbalancer.go, IsLBRuleOnK8sServicePortDisabled).

@@ -12,8 +12,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from orca_platform import settings as model
+from orca_platform.conventions import INTERNAL_LB, INTERNAL_LB_SUBNET, LB_IPV4, ROLE_LABEL
 
-INGRESS_ROLE_LABEL = "orca-platform.io/role"
+INGRESS_ROLE_LABEL = ROLE_LABEL
 INGRESS_ROLE = "ingress"
 RELEASE_NAME = "orca-ingress"
 
@@ -50,10 +51,10 @@ def chart_values(s: model.Ingress, ilb_subnet_name: str) -> dict[str, Any]:
                 # Keep the clinic's own address as the source, so allow-lists and NetworkPolicies see who calls.
                 "externalTrafficPolicy": "Local",
                 "annotations": {
-                    "service.beta.kubernetes.io/azure-load-balancer-internal": "true",
-                    "service.beta.kubernetes.io/azure-load-balancer-internal-subnet": ilb_subnet_name,
+                    INTERNAL_LB: "true",
+                    INTERNAL_LB_SUBNET: ilb_subnet_name,
                     # A fixed address: the private DNS zone's A records point here.
-                    "service.beta.kubernetes.io/azure-load-balancer-ipv4": s.private_ip,
+                    LB_IPV4: s.private_ip,
                 },
             },
             # On the system pool, beside the other critical add-ons, never on an ORCA node.

@@ -279,7 +279,7 @@ def clinic_rules(m: Monitoring, clinics: Sequence[ClinicPlan]) -> list[AlertRule
                 f"The clinic's ORCA pod has not been ready for {m.server_down_minutes} minutes inside opening hours "
                 f"({', '.join(m.opening_hours.days)} {m.opening_hours.start}-{m.opening_hours.end}, UTC"
                 f"{m.opening_hours.utc_offset}): staff cannot use ORCA. `kubectl describe pod -n "
-                "{{ $labels.namespace }} -l orca-platform.io/role=server`."
+                "{{ $labels.namespace }} -l " + f"{ROLE_LABEL}=server`."
             ),
             runbook="server-down",
         ),

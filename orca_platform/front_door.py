@@ -21,7 +21,6 @@ from .settings import Settings
 from .tenants import Clinic
 
 # cloud-provider-azure pkg/consts/consts.go PortAnnotationPrefixPattern + PortAnnotationNoLBRule.
-NO_LB_RULE = "service.beta.kubernetes.io/port_{port}_no_lb_rule"
 
 
 @dataclass(frozen=True)

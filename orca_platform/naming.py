@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 
+from .conventions import CLINIC_DATA as CLINIC_DATA  # noqa: PLC0414 - re-exported
+from .conventions import CLINIC_LABEL as CLINIC_LABEL  # noqa: PLC0414 - re-exported
+from .conventions import DATA_LABEL as DATA_LABEL  # noqa: PLC0414 - re-exported
+from .conventions import LABEL_PREFIX as LABEL_PREFIX  # noqa: PLC0414 - re-exported
+from .conventions import ROLE_LABEL as ROLE_LABEL  # noqa: PLC0414 - re-exported
 from .settings import Settings
 from .tenants import Clinic
 
-LABEL_PREFIX = "orca-platform.io"
-CLINIC_LABEL = f"{LABEL_PREFIX}/clinic"
-DATA_LABEL = f"{LABEL_PREFIX}/data"
-ROLE_LABEL = f"{LABEL_PREFIX}/role"
 APP_NAME = "orca"
 STATE_PVC = "orca-state"
 CREDENTIALS_SECRET = "orca-credentials"  # noqa: S105 - a Secret object name, not a secret

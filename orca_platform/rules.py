@@ -23,6 +23,19 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Literal
 
+from .conventions import CLINIC_DATA as CLINIC_DATA  # noqa: PLC0414 - re-exported
+from .conventions import CLINIC_LABEL as CLINIC_LABEL  # noqa: PLC0414 - re-exported
+from .conventions import CLINIC_NAME_ANNOTATION as CLINIC_NAME_ANNOTATION  # noqa: PLC0414 - re-exported
+from .conventions import DATA_LABEL as DATA_LABEL  # noqa: PLC0414 - re-exported
+from .conventions import INTERNAL_LB as INTERNAL_LB  # noqa: PLC0414 - re-exported
+from .conventions import LB_DENY_OTHERS as LB_DENY_OTHERS  # noqa: PLC0414 - re-exported
+from .conventions import LB_IPV4 as LB_IPV4  # noqa: PLC0414 - re-exported
+from .conventions import NGINX_POLICIES as NGINX_POLICIES  # noqa: PLC0414 - re-exported
+from .conventions import POD_SPEC_PATHS as POD_SPEC_PATHS  # noqa: PLC0414 - re-exported
+from .conventions import POSTGRES_PORT as POSTGRES_PORT  # noqa: PLC0414 - re-exported
+from .conventions import SECRET_SIG as SECRET_SIG  # noqa: PLC0414 - re-exported
+from .conventions import SIG_KEY as SIG_KEY  # noqa: PLC0414 - re-exported
+from .conventions import UNKNOWN_VALUES as UNKNOWN_VALUES  # noqa: PLC0414 - re-exported
 from .prod_floors import (
     ACR_PULL_ROLE,
     DEFAULT_RECORDS_RETENTION_YEARS,
@@ -34,22 +47,7 @@ from .prod_floors import (
     registry_breach,
 )
 
-# --- markers the engine puts in property values ----------------------------------------------------------------
-
-SIG_KEY = "4dabf18193072939515e22adb298388d"
-SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # noqa: S105 - the engine's secret marker, not a secret
-# pulumi_policy's placeholders for values a preview cannot know yet (pulumi_policy/proxy.py).
-UNKNOWN_VALUES = frozenset(
-    {
-        "1c4a061d-8072-4f0a-a4cb-0ff528b18fe7",
-        "3eeb2bf0-c639-47a8-9e75-3b44932eb421",
-        "04da6b54-80e4-46f7-96ec-b56ff0331ba9",
-        "6a19a0b0-7e62-4c92-b797-7f8e31da9cc2",
-        "030794c1-ac77-496b-92df-f27374a8bd58",
-        "e48ece36-62e2-4504-bad9-02848725956a",
-        "dd056dcd-154b-4c76-9bd3-c8f88648b5ff",
-    }
-)
+# --- markers the engine puts in property values (the markers themselves: orca_platform.conventions) -----------
 
 
 class _Encrypted:
@@ -61,21 +59,12 @@ class _Encrypted:
 
 ENCRYPTED = _Encrypted()
 
-# --- platform conventions (orca_platform.naming) --------------------------------------------------------------
+# --- platform conventions (the shared names: orca_platform.conventions) ---------------------------------------
 
-CLINIC_LABEL = "orca-platform.io/clinic"
-DATA_LABEL = "orca-platform.io/data"
-CLINIC_DATA = "clinic"
-CLINIC_NAME_ANNOTATION = "orca-platform.io/clinic-name"
-INTERNAL_LB = "service.beta.kubernetes.io/azure-load-balancer-internal"
-LB_IPV4 = "service.beta.kubernetes.io/azure-load-balancer-ipv4"
-LB_DENY_OTHERS = "service.beta.kubernetes.io/azure-deny-all-except-load-balancer-source-ranges"
-NGINX_POLICIES = "nginx.org/policies"
 # Namespaces of the platform itself: `orca-<x>` but no clinic.
 PLATFORM_NAMESPACES = frozenset({"orca-ingress", "orca-system", "orca-backup", "orca-monitoring"})
 DEFAULT_INGRESS_CLASSES = frozenset({"orca-internal"})
 DEFAULT_REGISTRY_SUFFIXES = (".azurecr.io",)
-POSTGRES_PORT = 5432
 # Pod Security 'baseline' allows adding only these capabilities; anything else is a privilege.
 BASELINE_CAPABILITIES = frozenset(
     {
@@ -472,16 +461,7 @@ def evaluate(
 
 # --- Kubernetes helpers ---------------------------------------------------------------------------------------
 
-_POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
-    "Pod": ("spec",),
-    "Deployment": ("spec", "template", "spec"),
-    "StatefulSet": ("spec", "template", "spec"),
-    "DaemonSet": ("spec", "template", "spec"),
-    "ReplicaSet": ("spec", "template", "spec"),
-    "ReplicationController": ("spec", "template", "spec"),
-    "Job": ("spec", "template", "spec"),
-    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
-}
+_POD_SPEC_PATHS = POD_SPEC_PATHS
 
 
 def pod_spec(view: ResourceView) -> Mapping[str, Any] | None:

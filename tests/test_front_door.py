@@ -22,7 +22,7 @@ from orca_test_support import (
     write_yaml,
 )
 
-from orca_platform.front_door import NO_LB_RULE
+from orca_platform.conventions import NO_LB_RULE
 from tools import isolation
 from tools.checks import (
     Rendered,

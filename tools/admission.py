@@ -26,11 +26,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from orca_platform.conventions import LB_ALLOWED_RANGES, LB_IPV4
 from tools.isolation import Facts
 from tools.netpol import IpSet, build_cluster
 
-LB_RANGES = "service.beta.kubernetes.io/azure-allowed-ip-ranges"
-LB_IPV4 = "service.beta.kubernetes.io/azure-load-balancer-ipv4"
+LB_RANGES = LB_ALLOWED_RANGES
 NGINX_POLICIES = "nginx.org/policies"
 NSG_TYPE = "azure-native:network:NetworkSecurityGroup"
 RULE_TYPE = "azure-native:network:SecurityRule"

@@ -440,10 +440,10 @@ def build_report(
     advisory = len(violations) - mandatory
     rows = clinic_rows(loaded.views, full, violations)
     if loaded.views and not rows:
-        loaded.notes.append("no clinic namespace (labelled orca-platform.io/clinic) was found in this stack")
+        loaded.notes.append(f"no clinic namespace (labelled {CLINIC_LABEL}) was found in this stack")
     elif rows and not any(v.labels.get(CLINIC_LABEL) for v in loaded.views):
         loaded.notes.append(
-            "no object carries the orca-platform.io/clinic label (an older program version?): clinics were "
+            f"no object carries the {CLINIC_LABEL} label (an older program version?): clinics were "
             "recognised by their namespace names (orca-<id>)"
         )
     endpoints = public_endpoints(loaded.views)

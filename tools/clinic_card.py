@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orca_platform.conventions import LB_IPV4 as LB_IPV4  # noqa: PLC0414 - re-exported
 from orca_platform.errors import InputError
 from orca_platform.orca_image import GLSERVER_PORT, PUSH_PORT
 from tools.cli import run
@@ -29,7 +30,6 @@ from tools.plan import load as load_inputs
 from tools.rendered import RenderedStack, Resource, load
 from tools.synth import write
 
-LB_IPV4 = "service.beta.kubernetes.io/azure-load-balancer-ipv4"
 RESOLVER_SUBNET = "snet-dns-inbound"
 
 

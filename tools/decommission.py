@@ -29,6 +29,7 @@ from typing import Any
 
 from orca_platform import backup_plan, naming
 from orca_platform.config_file import read_stack_file, settings_from_config
+from orca_platform.conventions import PURPOSE_ANNOTATION
 from orca_platform.errors import InputError
 from orca_platform.settings import Settings
 from orca_platform.tenants import TenantsFile, load_tenants
@@ -298,7 +299,7 @@ def final_dump_job(job: dict[str, Any]) -> dict[str, Any]:
     env = [e for e in container.get("env") or [] if e.get("name") != "DUMP_SUFFIX"]
     container["env"] = [*env, {"name": "DUMP_SUFFIX", "value": FINAL_SUFFIX}]
     annotations = job.setdefault("metadata", {}).setdefault("annotations", {})
-    annotations["orca-platform.io/purpose"] = "final dump before decommissioning"
+    annotations[PURPOSE_ANNOTATION] = "final dump before decommissioning"
     return job
 
 

@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from orca_platform.conventions import NO_LB_RULE
 from tools.netpol import (
     Cluster,
     IPAddress,
@@ -241,7 +242,7 @@ def _reachability(
             int(p.get("port") or 0)
             for p in spec.get("ports") or []
             if spec.get("type") == "LoadBalancer"
-            and str(annotations.get(f"service.beta.kubernetes.io/port_{p.get('port')}_no_lb_rule")).lower() != "true"
+            and str(annotations.get(NO_LB_RULE.format(port=p.get("port")))).lower() != "true"
         }
         selector = spec.get("selector") or {}
         backends = [p for p in pods if selector and all(p.labels.get(k) == v for k, v in selector.items())]

@@ -29,11 +29,12 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from orca_platform.config_file import read_stack_file
+from orca_platform.conventions import LB_IPV4
+from orca_platform.conventions import SECRET_SIG as SECRET_SIG  # noqa: PLC0414 - re-exported
+from orca_platform.conventions import SIG_KEY as SIG_KEY  # noqa: PLC0414 - re-exported
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PROJECT = "orca-platform"
-SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # noqa: S105 - the engine's secret marker
-SIG_KEY = "4dabf18193072939515e22adb298388d"
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 TENANT = "11111111-1111-1111-1111-111111111111"
 # The self-managed (diy) backend always names its organization "organization" (pkg/backend/diy/state.go, store.go).
@@ -281,7 +282,7 @@ class OfflineMocks(mocks.Mocks):
             return args.name + "-id", state
         if typ == "kubernetes:core/v1:Service":
             annotations = (args.inputs.get("metadata") or {}).get("annotations") or {}
-            ip = annotations.get("service.beta.kubernetes.io/azure-load-balancer-ipv4")
+            ip = annotations.get(LB_IPV4)
             # Without a pinned address Azure picks one at deploy time: offline it stays unknown.
             state["status"] = {"loadBalancer": {"ingress": [{"ip": ip}] if ip else []}}
         meta = args.inputs.get("metadata") or {}

@@ -13,11 +13,12 @@ from typing import Any
 
 import yaml
 
+from orca_platform.conventions import CLINIC_LABEL
+
 URN_HEADER = "# pulumi urn: "
 OPTION_HEADER = "# pulumi "
 # A URN names only its parent's type: children of a clinic sit under one of these, named "<clinic id>-...".
 TENANT_TYPES = ("orca:platform:OrcaTenant", "orca:platform:ClinicBackup")
-CLINIC_LABEL = "orca-platform.io/clinic"
 
 
 def integral(value: Any) -> Any:

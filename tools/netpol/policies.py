@@ -8,19 +8,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from orca_platform.conventions import POD_TEMPLATE_PATHS
+
 from .addresses import IPAddress, IpSet
 from .selectors import PolicyError, Requirement, Selector
 
 NAME_LABEL = "kubernetes.io/metadata.name"  # set by the API server on every namespace
-WORKLOAD_TEMPLATES: dict[str, tuple[str, ...]] = {
-    "Deployment": ("spec", "template"),
-    "StatefulSet": ("spec", "template"),
-    "DaemonSet": ("spec", "template"),
-    "ReplicaSet": ("spec", "template"),
-    "ReplicationController": ("spec", "template"),
-    "Job": ("spec", "template"),
-    "CronJob": ("spec", "jobTemplate", "spec", "template"),
-}
+WORKLOAD_TEMPLATES = POD_TEMPLATE_PATHS
 
 
 @dataclass(frozen=True)

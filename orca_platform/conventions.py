@@ -1,0 +1,77 @@
+"""The platform's shared names: labels, annotations, ports, engine markers and pod-spec paths.
+
+Standard library only: the audit rules (run by the policy pack in policy/venv, which has no pydantic) import it.
+"""
+
+from __future__ import annotations
+
+# --- labels and annotations of the platform ---------------------------------------------------------------------
+
+LABEL_PREFIX = "orca-platform.io"
+CLINIC_LABEL = f"{LABEL_PREFIX}/clinic"
+DATA_LABEL = f"{LABEL_PREFIX}/data"
+ROLE_LABEL = f"{LABEL_PREFIX}/role"
+POOL_LABEL = f"{LABEL_PREFIX}/pool"
+SNAPSHOT_LABEL = f"{LABEL_PREFIX}/snapshot"
+PURPOSE_ANNOTATION = f"{LABEL_PREFIX}/purpose"
+CLINIC_NAME_ANNOTATION = f"{LABEL_PREFIX}/clinic-name"
+# The value of DATA_LABEL on everything that holds clinic data.
+CLINIC_DATA = "clinic"
+
+# --- Azure load balancer annotations (cloud-provider-azure, docs/services/annotations) -------------------------
+
+_AZURE_LB = "service.beta.kubernetes.io"
+INTERNAL_LB = f"{_AZURE_LB}/azure-load-balancer-internal"
+INTERNAL_LB_SUBNET = f"{_AZURE_LB}/azure-load-balancer-internal-subnet"
+LB_IPV4 = f"{_AZURE_LB}/azure-load-balancer-ipv4"
+LB_DENY_OTHERS = f"{_AZURE_LB}/azure-deny-all-except-load-balancer-source-ranges"
+LB_ALLOWED_RANGES = f"{_AZURE_LB}/azure-allowed-ip-ranges"
+# A port left off the load balancer: format with port=.
+NO_LB_RULE = _AZURE_LB + "/port_{port}_no_lb_rule"
+NGINX_POLICIES = "nginx.org/policies"
+
+# --- Pulumi Kubernetes provider annotations ----------------------------------------------------------------------
+
+SKIP_AWAIT = "pulumi.com/skipAwait"
+TIMEOUT_SECONDS = "pulumi.com/timeoutSeconds"
+
+# --- ports ----------------------------------------------------------------------------------------------------------
+
+GLSERVER_PORT = 8000
+PUSH_PORT = 9400
+POSTGRES_PORT = 5432
+
+# --- markers the engine puts in property values ----------------------------------------------------------------
+
+SIG_KEY = "4dabf18193072939515e22adb298388d"
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # noqa: S105 - the engine's secret marker, not a secret
+# pulumi_policy's placeholders for values a preview cannot know yet (pulumi_policy/proxy.py).
+UNKNOWN_VALUES = frozenset(
+    {
+        "1c4a061d-8072-4f0a-a4cb-0ff528b18fe7",
+        "3eeb2bf0-c639-47a8-9e75-3b44932eb421",
+        "04da6b54-80e4-46f7-96ec-b56ff0331ba9",
+        "6a19a0b0-7e62-4c92-b797-7f8e31da9cc2",
+        "030794c1-ac77-496b-92df-f27374a8bd58",
+        "e48ece36-62e2-4504-bad9-02848725956a",
+        "dd056dcd-154b-4c76-9bd3-c8f88648b5ff",
+    }
+)
+
+# --- where each workload kind keeps its pod template ---------------------------------------------------------
+
+# Path to the pod template (metadata + spec) of each workload kind; a bare Pod is its own template.
+POD_TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
+    "Deployment": ("spec", "template"),
+    "StatefulSet": ("spec", "template"),
+    "DaemonSet": ("spec", "template"),
+    "ReplicaSet": ("spec", "template"),
+    "ReplicationController": ("spec", "template"),
+    "Job": ("spec", "template"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template"),
+}
+# Path to the pod spec of each kind, Pod included.
+POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
+    "Pod": ("spec",),
+    **{kind: (*path, "spec") for kind, path in POD_TEMPLATE_PATHS.items()},
+}

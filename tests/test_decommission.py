@@ -176,12 +176,18 @@ def test_the_final_dump_job_also_writes_to_monthly(
         subprocess.run(["sh", "-n", "-c", script], check=True)  # noqa: S603, S607 - a syntax check of our own text
 
 
-def test_the_dump_script_leaves_the_file_the_final_copy_reads() -> None:
-    """DUMP_FILE and DUMP_SUFFIX are the dump script's: with a suffix it writes daily/ only, never monthly/ twice."""
-    script = backup_plan.DUMP_SCRIPT
-    assert f"> {decommission.DUMP_FILE}" in script
-    assert "$BLOB_URL/daily/$CLINIC/$stamp$suffix.dump" in script
-    assert '[ -z "$suffix" ]' in script
+def test_the_dump_script_leaves_the_file_the_final_copy_reads(dev_run: Run) -> None:
+    """DUMP_FILE and DUMP_SUFFIX are the dump scripts': the dump lands in $WORK/orca.dump, $WORK is DUMP_FILE's
+    folder in the CronJob's container, and with a suffix the store step writes daily/ only, never monthly/ twice."""
+    assert '> "$WORK/orca.dump"' in backup_plan.DUMP_SCRIPT
+    assert 'archive="$WORK/orca.dump"' in backup_plan.STORE_DUMP_SCRIPT
+    job = _manual_job(dev_run, "test-sakura")
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container.get("env") or []}
+    assert f"{env['WORK']}/orca.dump" == decommission.DUMP_FILE
+    store = backup_plan.STORE_DUMP_SCRIPT
+    assert "$BLOB_URL/daily/$CLINIC/$stamp$suffix.dump" in store
+    assert '[ -z "$suffix" ]' in store
 
 
 def test_a_job_that_is_not_a_dump_is_refused(monkeypatch: pytest.MonkeyPatch, dev_run: Run) -> None:

@@ -26,7 +26,7 @@ from orca_test_support import (
     write_yaml,
 )
 
-from orca_platform.backup_plan import DUMP_SCRIPT
+from orca_platform.backup_plan import DUMP_SCRIPT, STORE_DUMP_SCRIPT
 from orca_platform.errors import InputError
 from orca_platform.schedule import check_cron, check_time_zone, months_without_a_run_on_local_day, runs
 from orca_platform.settings import parse_settings
@@ -223,8 +223,8 @@ def test_a_seconds_field_is_refused_though_the_library_takes_it(
 
 def test_the_dump_makes_its_monthly_copy_by_the_local_date() -> None:
     """What the schedule check relies on: the dump script decides by the day of the month in the clinic's zone."""
-    assert '"$(date +%d)" = 01' in DUMP_SCRIPT
-    assert "date -u +%d" not in DUMP_SCRIPT
+    assert '"$(date +%d)" = 01' in STORE_DUMP_SCRIPT
+    assert "date -u +%d" not in STORE_DUMP_SCRIPT + DUMP_SCRIPT
 
 
 def sundays_first() -> int:

@@ -14,6 +14,7 @@ from pulumi_azure_native import authorization, managedidentity
 
 from orca_platform import backup_plan, maintenance, naming, orca_image
 from orca_platform import settings as model
+from orca_platform.conventions import TIMEOUT_SECONDS
 from orca_platform.stack_plan import ClinicPlan
 
 from .k8s_objects import ApiObject, Meta, dns_egress_rule
@@ -33,7 +34,7 @@ WORK = "/work"
 
 def await_for(seconds: int) -> dict[str, str]:
     """Pulumi waits for a Job to complete, 10 minutes by default: a dump or restore of a large clinic takes longer."""
-    return {"pulumi.com/timeoutSeconds": str(seconds)}
+    return {TIMEOUT_SECONDS: str(seconds)}
 
 
 SCRIPTS_MOUNT = "/scripts"

@@ -19,15 +19,17 @@ import pulumi_kubernetes as k8s
 from orca_platform import naming
 from orca_platform import settings as model
 from orca_platform.conventions import (
+    GLSERVER_PORT,
     INTERNAL_LB,
     INTERNAL_LB_SUBNET,
     LB_DENY_OTHERS,
     LB_IPV4,
+    NGINX_POLICIES,
     NO_LB_RULE,
+    PUSH_PORT,
     TIMEOUT_SECONDS,
 )
 from orca_platform.fields import FrontDoorMode
-from orca_platform.orca_image import GLSERVER_PORT, PUSH_PORT
 from orca_platform.stack_plan import ClinicPlan
 
 from .k8s_objects import ApiObject, Meta
@@ -178,7 +180,7 @@ def _ingress(name: str, args: FrontDoorArgs) -> k8s.networking.v1.Ingress:
                 # PUSH notifications are a WebSocket on /ws.
                 "nginx.org/websocket-services": BACKEND,
                 # Only the clinic's own networks, as on its load balancer.
-                "nginx.org/policies": POLICY_NAME,
+                NGINX_POLICIES: POLICY_NAME,
             },
         ),
         spec=k8s.networking.v1.IngressSpecArgs(

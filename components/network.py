@@ -10,6 +10,7 @@ from pulumi_azure_native import dnsresolver, network, privatedns, resources
 
 from orca_platform import settings as model
 from orca_platform.addressing import vpn_ranges
+from orca_platform.conventions import GLSERVER_PORT, PUSH_PORT
 
 
 @dataclass(frozen=True)
@@ -126,8 +127,8 @@ class Network(pulumi.ComponentResource):
                     "allow-vpn-sites",
                     105,
                     onprem,
-                    ["80", "8000", "9400"],
-                    "Clinics over VPN: ingress (80), glserver (8000), PUSH (9400)",
+                    ["80", str(GLSERVER_PORT), str(PUSH_PORT)],
+                    f"Clinics over VPN: ingress (80), glserver ({GLSERVER_PORT}), PUSH ({PUSH_PORT})",
                 )
             ]
             if onprem

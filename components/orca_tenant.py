@@ -10,12 +10,25 @@ import pulumi_random as random
 
 from orca_platform import backup_plan, naming
 from orca_platform import settings as model
+from orca_platform.conventions import (
+    CLINIC_DATA,
+    CLINIC_NAME_ANNOTATION,
+    DATA_LABEL,
+    GLSERVER_PORT,
+    PATCH_FORCE,
+    POSTGRES_PORT,
+    PUSH_PORT,
+    ROLE_LABEL,
+    SKIP_AWAIT,
+    TIMEOUT_SECONDS,
+)
 from orca_platform.ipnets import excluded_within
-from orca_platform.orca_image import EXPECT_DATA_ENV, GLSERVER_PORT, PUSH_PORT, startup_await_seconds, stop_script
+from orca_platform.orca_image import EXPECT_DATA_ENV, startup_await_seconds, stop_script
 from orca_platform.stack_plan import ClinicPlan
 
 from . import front_door
 from .clinic_backup import BackupTarget, ClinicBackup, ClinicBackupArgs
+from .ingress_controller import INGRESS_ROLE
 from .k8s_objects import Meta, dns_egress_rule
 from .orca_pod import (
     SAFE_TO_EVICT,
@@ -82,7 +95,7 @@ class OrcaTenant(pulumi.ComponentResource):
                     "pod-security.kubernetes.io/enforce": "baseline",
                     "pod-security.kubernetes.io/warn": "restricted",
                 },
-                annotations={"orca-platform.io/clinic-name": p.name},
+                annotations={CLINIC_NAME_ANNOTATION: p.name},
             ),
             opts=keep,
         )
@@ -185,9 +198,9 @@ class OrcaTenant(pulumi.ComponentResource):
             f"{name}-{claim_name}",
             metadata=meta(
                 claim_name,
-                {naming.DATA_LABEL: "clinic"},
+                {DATA_LABEL: CLINIC_DATA},
                 # WaitForFirstConsumer: the claim stays Pending until a pod is scheduled; Pulumi must not wait.
-                annotations={"pulumi.com/skipAwait": "true"},
+                annotations={SKIP_AWAIT: "true"},
             ),
             spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
                 access_modes=[p.storage.access_mode],
@@ -229,9 +242,9 @@ class OrcaTenant(pulumi.ComponentResource):
             k8s.core.v1.EnvVarArgs(name="TZ", value=o.timezone),
             k8s.core.v1.EnvVarArgs(name="ORCA_DB_NAME", value="orca"),
             k8s.core.v1.EnvVarArgs(name="ORCA_DB_USER", value="orca"),
-            # PostgreSQL listens inside the pod only: 5432 is on no Service and no NetworkPolicy admits it.
+            # PostgreSQL listens inside the pod only: its port is on no Service and no NetworkPolicy admits it.
             k8s.core.v1.EnvVarArgs(name="ORCA_DB_HOST", value="localhost"),
-            k8s.core.v1.EnvVarArgs(name="ORCA_DB_PORT", value="5432"),
+            k8s.core.v1.EnvVarArgs(name="ORCA_DB_PORT", value=str(POSTGRES_PORT)),
             k8s.core.v1.EnvVarArgs(name="ORCA_DB_ENCODING", value=o.db_encoding),
             secret_env("ORCA_DB_PASS", "db-password"),
             secret_env("ORMASTER_PASS", "ormaster-password"),
@@ -319,13 +332,11 @@ class OrcaTenant(pulumi.ComponentResource):
                 DEPLOYMENT,
                 annotations={
                     # Pulumi waits for a new clinic to become ready; give it the start-up budget and some.
-                    "pulumi.com/timeoutSeconds": str(
-                        startup_await_seconds(o.startup_budget_seconds, o.termination_grace_seconds)
-                    ),
+                    TIMEOUT_SECONDS: str(startup_await_seconds(o.startup_budget_seconds, o.termination_grace_seconds)),
                     # The pre-upgrade backup scales the server to zero through the scale subresource, another field
                     # manager: Pulumi's next apply of `replicas` takes the field back instead of failing on the
                     # conflict (pulumi-kubernetes provider, patchForce()).
-                    "pulumi.com/patchForce": "true",
+                    PATCH_FORCE: "true",
                 },
             ),
             spec=k8s.apps.v1.DeploymentSpecArgs(
@@ -390,7 +401,7 @@ class OrcaTenant(pulumi.ComponentResource):
                                 namespace_selector=k8s.meta.v1.LabelSelectorArgs(
                                     match_labels={"kubernetes.io/metadata.name": args.ingress.namespace}
                                 ),
-                                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={naming.ROLE_LABEL: "ingress"}),
+                                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={ROLE_LABEL: INGRESS_ROLE}),
                             )
                         ],
                         ports=orca_ports,

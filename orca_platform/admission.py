@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .backup_plan import PRE_UPGRADE, SCHEDULED, SERVICE_ACCOUNT, SNAPSHOT_LABEL
-from .naming import CLINIC_LABEL
+from .backup_plan import PRE_UPGRADE, SCHEDULED, SERVICE_ACCOUNT
+from .conventions import CLINIC_LABEL, SNAPSHOT_LABEL
 
 __all__ = ["CLINIC_LABEL", "GuardPolicy", "guard_policies"]
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .conventions import CLINIC_LABEL, SNAPSHOT_LABEL
 from .orca_image import BACKUP_MARKERS, SEED_MARKER, STATE_DIRS
 
 SERVICE_ACCOUNT = "orca-backup"
@@ -23,8 +24,7 @@ SCRIPTS = "orca-backup-scripts"
 DAILY = "daily"
 MONTHLY = "monthly"
 CONTAINERS = (DAILY, MONTHLY)
-SNAPSHOT_LABEL = "orca-platform.io/snapshot"
-# Snapshot kinds (the label's values): scheduled ones are pruned by the backup job, pre-upgrade ones never.
+# Snapshot kinds (the values of SNAPSHOT_LABEL): scheduled ones are pruned by the backup job, pre-upgrade ones never.
 SCHEDULED = "scheduled"
 PRE_UPGRADE = "pre-upgrade"
 # ClusterRole that lets each clinic's backup account hand a pruned snapshot's content to the snapshot controller.
@@ -118,10 +118,10 @@ if [ -z "${PVC:-}" ]; then
   if [ -z "$pod" ]; then echo "no running ORCA pod for $CLINIC: nothing to snapshot" >&2; exit 1; fi
 """
     + _CLAIM_LOOKUP
-    + """\
+    + f"""\
 fi
 stamp=$(date -u +%Y%m%d%H%M%S)
-kind="${SNAPSHOT_KIND:-scheduled}"
+kind="${{SNAPSHOT_KIND:-scheduled}}"
 if [ "$kind" = pre-upgrade ]; then name="$PVC-pre-upgrade-$stamp"; else name="$PVC-$stamp"; fi
 kubectl apply -f - <<SNAPSHOT
 apiVersion: snapshot.storage.k8s.io/v1
@@ -129,18 +129,18 @@ kind: VolumeSnapshot
 metadata:
   name: $name
   labels:
-    orca-platform.io/clinic: "$CLINIC"
-    orca-platform.io/snapshot: "$kind"
+    {CLINIC_LABEL}: "$CLINIC"
+    {SNAPSHOT_LABEL}: "$kind"
 spec:
   volumeSnapshotClassName: $SNAPSHOT_CLASS
   source:
     persistentVolumeClaimName: $PVC
 SNAPSHOT
-kubectl wait --for=jsonpath='{.status.readyToUse}'=true "volumesnapshot/$name" --timeout=30m
+kubectl wait --for=jsonpath='{{.status.readyToUse}}'=true "volumesnapshot/$name" --timeout=30m
 echo "snapshot $name ready"
 if [ "$kind" = scheduled ]; then
   # Oldest first; counted without a pipeline, so a failing kubectl stops the job instead of reading as none.
-  scheduled=$(kubectl get volumesnapshot -l "orca-platform.io/snapshot=scheduled" \\
+  scheduled=$(kubectl get volumesnapshot -l "{SNAPSHOT_LABEL}=scheduled" \\
     --sort-by=.metadata.creationTimestamp -o name)
   count=0
   for snap in $scheduled; do count=$((count + 1)); done
@@ -150,9 +150,9 @@ if [ "$kind" = scheduled ]; then
     # The snapshot class retains a content (and its storage snapshot) when its VolumeSnapshot goes: a pruned one is
     # handed to the snapshot controller for deletion first, or it would linger and cost. The admission guard lets
     # this service account do that for the scheduled snapshots of its own namespace only.
-    content=$(kubectl get "$snap" -o jsonpath='{.status.boundVolumeSnapshotContentName}')
+    content=$(kubectl get "$snap" -o jsonpath='{{.status.boundVolumeSnapshotContentName}}')
     if [ -n "$content" ]; then
-      kubectl patch volumesnapshotcontent "$content" --type merge -p '{"spec":{"deletionPolicy":"Delete"}}'
+      kubectl patch volumesnapshotcontent "$content" --type merge -p '{{"spec":{{"deletionPolicy":"Delete"}}}}'
     fi
     kubectl delete "$snap"
     excess=$((excess - 1))

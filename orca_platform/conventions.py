@@ -27,6 +27,7 @@ LB_IPV4 = f"{_AZURE_LB}/azure-load-balancer-ipv4"
 LB_DENY_OTHERS = f"{_AZURE_LB}/azure-deny-all-except-load-balancer-source-ranges"
 LB_ALLOWED_RANGES = f"{_AZURE_LB}/azure-allowed-ip-ranges"
 # A port left off the load balancer: format with port=.
+# cloud-provider-azure pkg/consts/consts.go PortAnnotationPrefixPattern + PortAnnotationNoLBRule.
 NO_LB_RULE = _AZURE_LB + "/port_{port}_no_lb_rule"
 NGINX_POLICIES = "nginx.org/policies"
 
@@ -34,12 +35,14 @@ NGINX_POLICIES = "nginx.org/policies"
 
 SKIP_AWAIT = "pulumi.com/skipAwait"
 TIMEOUT_SECONDS = "pulumi.com/timeoutSeconds"
+# Apply a field another field manager holds (e.g. `replicas` set through the scale subresource) instead of failing.
+PATCH_FORCE = "pulumi.com/patchForce"
 
-# --- ports ----------------------------------------------------------------------------------------------------------
+# --- ports of the ORCA image ----------------------------------------------------------------------------------------
 
-GLSERVER_PORT = 8000
-PUSH_PORT = 9400
-POSTGRES_PORT = 5432
+GLSERVER_PORT = 8000  # glserver: monsiaj client (JSON-RPC over HTTP) and the HTTP API
+PUSH_PORT = 9400  # PUSH notifications (WebSocket /ws), unauthenticated: never beyond the clinic's own networks
+POSTGRES_PORT = 5432  # inside the pod only
 
 # --- markers the engine puts in property values ----------------------------------------------------------------
 

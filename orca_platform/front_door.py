@@ -15,12 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .conventions import GLSERVER_PORT, PUSH_PORT
 from .fields import FrontDoorMode
-from .orca_image import GLSERVER_PORT, PUSH_PORT
 from .settings import Settings
 from .tenants import Clinic
-
-# cloud-provider-azure pkg/consts/consts.go PortAnnotationPrefixPattern + PortAnnotationNoLBRule.
 
 
 @dataclass(frozen=True)

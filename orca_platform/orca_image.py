@@ -1,13 +1,13 @@
-"""The ORCA image contract this platform assumes: ports, state directories, start and stop. Pure data and scripts."""
+"""The ORCA image contract this platform assumes: state directories, start and stop. Pure data and scripts.
+
+Its ports are in orca_platform.conventions, which the stdlib-only audit rules can import.
+"""
 
 from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
 
-GLSERVER_PORT = 8000  # glserver: monsiaj client (JSON-RPC over HTTP) and the HTTP API
-PUSH_PORT = 9400  # PUSH notifications (WebSocket /ws), unauthenticated: never beyond the clinic's own networks
-POSTGRES_PORT = 5432  # inside the pod only
 # (subPath on the clinic volume, mount path): everything ORCA and PostgreSQL write that must outlive a pod.
 # /etc/postgresql is Debian's per-cluster config (postgresql.conf, pg_hba.conf): without it the data is unusable.
 STATE_DIRS: tuple[tuple[str, str], ...] = (

@@ -17,7 +17,7 @@ import celpy
 import pytest
 from celpy.evaluation import CELEvalError
 
-from orca_platform import backup_plan
+from orca_platform import backup_plan, conventions
 from orca_platform.admission import guard_policies
 from tests.orca_test_support import load_settings
 from tools.offline import Registered, Run
@@ -177,7 +177,7 @@ def _volume(reclaim: str, storage_class: str) -> dict[str, Any]:
 def _snapshot(kind: str | None, name: str = "orca-state-20261120013000") -> dict[str, Any]:
     labels = {"orca-platform.io/clinic": CLINIC}
     if kind is not None:
-        labels[backup_plan.SNAPSHOT_LABEL] = kind
+        labels[conventions.SNAPSHOT_LABEL] = kind
     return {"metadata": {"name": name, "namespace": NS, "labels": labels}, "spec": {"source": {}}}
 
 

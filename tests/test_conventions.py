@@ -1,4 +1,4 @@
-"""The platform's labels and Azure annotations are spelled in orca_platform/conventions.py only."""
+"""The platform's labels, Azure annotations and ports are spelled in orca_platform/conventions.py only."""
 
 from __future__ import annotations
 
@@ -7,14 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFIXES = ("orca-platform.io/", "service.beta.kubernetes.io/")
-# Being changed concurrently by issue 12; the lead points them at conventions when merging.
-PENDING = {
-    "components/orca_tenant.py",
-    "components/clinic_backup.py",
-    "components/orca_pod.py",
-    "orca_platform/backup_plan.py",
-    "orca_platform/orca_image.py",
-}
+CONVENTIONS = "orca_platform/conventions.py"
 SKIP_DIRS = {"tests", "venv", "policy/venv", ".venv-scan", ".git", "node_modules"}
 
 
@@ -61,7 +54,7 @@ def test_labels_and_annotations_are_spelled_in_conventions_only() -> None:
     offenders = {}
     for path in _sources():
         rel = path.relative_to(ROOT).as_posix()
-        if rel == "orca_platform/conventions.py" or rel in PENDING:
+        if rel == CONVENTIONS:
             continue
         found = literal_names(path.read_text())
         if found:
@@ -70,7 +63,7 @@ def test_labels_and_annotations_are_spelled_in_conventions_only() -> None:
 
 
 def test_conventions_uses_the_standard_library_only() -> None:
-    tree = ast.parse((ROOT / "orca_platform/conventions.py").read_text())
+    tree = ast.parse((ROOT / CONVENTIONS).read_text())
     imported = {
         (n.module or "") if isinstance(n, ast.ImportFrom) else a.name
         for n in ast.walk(tree)
@@ -78,3 +71,60 @@ def test_conventions_uses_the_standard_library_only() -> None:
         for a in n.names
     }
     assert imported <= {"__future__"}, imported
+
+
+def _conventions() -> tuple[set[str], set[int]]:
+    """The names conventions.py defines at module level, and the values of its ports."""
+    names: set[str] = set()
+    ports: set[int] = set()
+    for node in ast.parse((ROOT / CONVENTIONS).read_text()).body:
+        for target, value in _assignments(node):
+            names.add(target)
+            if target.endswith("_PORT") and isinstance(value, ast.Constant) and isinstance(value.value, int):
+                ports.add(value.value)
+    return names, ports
+
+
+def _assignments(node: ast.AST) -> list[tuple[str, ast.expr | None]]:
+    """(name, value) of each plain name an assignment statement binds."""
+    if isinstance(node, ast.Assign):
+        return [(t.id, node.value) for t in node.targets if isinstance(t, ast.Name)]
+    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+        return [(node.target.id, node.value)]
+    return []
+
+
+def redefinitions(source: str, names: set[str], ports: set[int]) -> list[str]:
+    """Assignments anywhere to a name conventions defines, and module-level constants holding one of its ports."""
+    tree = ast.parse(source)
+    found = [name for node in ast.walk(tree) for name, _ in _assignments(node) if name in names]
+    for node in tree.body:
+        for name, value in _assignments(node):
+            # bool is an int: True would read as port 1.
+            if isinstance(value, ast.Constant) and type(value.value) is int and value.value in ports:
+                found.append(f"{name} = {value.value}")
+    return found
+
+
+def test_detector_sees_a_copied_name_and_a_copied_port() -> None:
+    src = "GLSERVER_PORT = 1\nDB: int = 5432\n\ndef f() -> None:\n    CLINIC_LABEL = 'x'\n    db = 5432\n"
+    assert redefinitions(src, {"GLSERVER_PORT", "CLINIC_LABEL"}, {5432}) == [
+        "GLSERVER_PORT",
+        "CLINIC_LABEL",
+        "DB = 5432",
+    ]
+
+
+def test_names_and_ports_are_defined_in_conventions_only() -> None:
+    names, ports = _conventions()
+    assert {"GLSERVER_PORT", "PUSH_PORT", "POSTGRES_PORT", "CLINIC_LABEL"} <= names
+    assert {8000, 9400, 5432} <= ports
+    offenders = {}
+    for path in _sources():
+        rel = path.relative_to(ROOT).as_posix()
+        if rel == CONVENTIONS:
+            continue
+        found = redefinitions(path.read_text(), names, ports)
+        if found:
+            offenders[rel] = found
+    assert not offenders, f"import these from orca_platform.conventions instead of defining them again: {offenders}"

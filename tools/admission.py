@@ -26,12 +26,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from orca_platform.conventions import LB_ALLOWED_RANGES, LB_IPV4
+from orca_platform.conventions import LB_ALLOWED_RANGES, LB_IPV4, NGINX_POLICIES
 from tools.isolation import Facts
 from tools.netpol import IpSet, build_cluster
 
 LB_RANGES = LB_ALLOWED_RANGES
-NGINX_POLICIES = "nginx.org/policies"
 NSG_TYPE = "azure-native:network:NetworkSecurityGroup"
 RULE_TYPE = "azure-native:network:SecurityRule"
 # NGINX Ingress Controller resources that route to a Service without an Ingress: not modelled here.

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orca_platform.conventions import GLSERVER_PORT, PUSH_PORT
 from orca_platform.conventions import LB_IPV4 as LB_IPV4  # noqa: PLC0414 - re-exported
 from orca_platform.errors import InputError
-from orca_platform.orca_image import GLSERVER_PORT, PUSH_PORT
 from tools.cli import run
 from tools.offline import PROJECT_DIR, run_program, stack_config
 from tools.plan import load as load_inputs

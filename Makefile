@@ -17,7 +17,7 @@ PROMTOOL ?= promtool
 # apt-get needs root: sudo when not already root (CI runners and workstations alike).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help venv scan-venv policy-venv deb-promtool deb-shellcheck deb-postgres test lint typecheck layers unit checks synth synth-all plan plan-readme diagram pictures diff clinic-card export audit audit-samples bench clean
+.PHONY: help venv scan-venv policy-venv deb-promtool deb-shellcheck deb-postgres test lint typecheck layers unit checks synth synth-all plan plan-readme rule-table diagram pictures diff clinic-card export audit audit-samples bench clean
 
 # `make help` prints every target that has a `## ` description on its rule line, in file order: the list cannot
 # drift from the targets (tests/test_operator_tools.py checks that every target has one).
@@ -109,6 +109,9 @@ plan: venv ## [STACK= TENANTS= COMMITMENT=1y|3y] density, all-in cost per clinic
 
 plan-readme: venv ## regenerate the planner's figures in README.md and docs/scale.md
 	$(PY) -m tools.plan_docs
+
+rule-table: venv ## regenerate docs/audit.md's rule tables from the rule registry (orca_platform/rules/)
+	$(PY) -m tools.rule_table
 
 diagram: venv ## [STACK=] the network as rendered (sites, ranges, clinics, IPs, FQDNs) -> build/diagram/<stack>.svg
 	$(PY) -m tools.diagram --stack $(STACK)

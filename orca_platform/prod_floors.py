@@ -1,5 +1,5 @@
 """The production floors, written once: the program's input checks (floors.py), the policy pack and the audit
-(rules.py) all call these functions, so a stack refused at `pulumi up` is the stack the audit would fail.
+(orca_platform/rules/) all call these functions, so a stack refused at `pulumi up` is the stack the audit would fail.
 
 Each function says, in plain words, how a value falls short, or nothing. Stdlib only: the policy pack's virtualenv
 loads this module too.

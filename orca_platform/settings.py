@@ -308,7 +308,7 @@ class Backup(Strict):
     daily_retention_days: Annotated[int, Field(ge=1, le=3650)] = 35
     monthly_retention_days: Annotated[int, Field(ge=1, le=36500)] = 1827
     # How long the clinics' records must be kept (医師法第24条: five years for medical records). In prod the monthly
-    # copies must be immutable at least this long (orca_platform/rules.py, retention_days_for_years).
+    # copies must be immutable at least this long (orca_platform/prod_floors.py, retention_days_for_years).
     records_retention_years: Annotated[int, Field(ge=1, le=100)] = 5
     # Operator-built image with pg_dump/pg_restore (matching the server's major), azcopy and kubectl.
     tools_image: ImageRef

@@ -3,7 +3,7 @@
 `pulumi preview --policy-pack policy` runs this folder with runpy (policy/ first on sys.path, the project root
 not at all), in policy/venv. The rules live in the project's pure package orca_platform, so the root is put on
 sys.path here: one copy of the rules, no package to build or publish, and nothing else of the project is imported
-(orca_platform/rules.py needs only the standard library).
+(the package orca_platform/rules needs only the standard library).
 """
 
 import sys

@@ -1,8 +1,8 @@
 """Adapts pulumi_policy's validation arguments to the pure rules of orca_platform.rules.
 
 One ResourceValidationPolicy per resource rule and one StackValidationPolicy per stack rule, named after the rule
-and enforced at the rule's level. Rules that need what a preview cannot see are left out (see rules.py's header):
-the audit of the stack export applies them after the update.
+and enforced at the rule's level. Rules that need what a preview cannot see are left out (see the docstring of
+orca_platform/rules/__init__.py): the audit of the stack export applies them after the update.
 
 Importable without side effects: the PolicyPack(...) call, which starts a gRPC server and never returns, is in
 __main__.py only, so tests call these policies' validate functions directly.
@@ -26,10 +26,9 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
+from orca_platform.conventions import SECRET_SIG, SIG_KEY
 from orca_platform.rules import (
     RULES,
-    SECRET_SIG,
-    SIG_KEY,
     Enforcement,
     ResourceView,
     Rule,
@@ -92,7 +91,7 @@ def view_from_args(args: ResourceValidationArgs) -> ResourceView:
         name=args.name,
         props=plain(args.props),
         protect=bool(opts.protect),
-        # Neither is visible to an analyzer: see orca_platform/rules.py.
+        # Neither is visible to an analyzer: see orca_platform/rules/__init__.py.
         retain_on_delete=None,
         secrets_marked=False,
         parent=opts.parent or "",

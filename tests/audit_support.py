@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from orca_platform.rules import SECRET_SIG, SIG_KEY, ResourceView
+from orca_platform.conventions import SECRET_SIG, SIG_KEY
+from orca_platform.rules import ResourceView
 from tools.offline import Run
 from tools.stack_export import SecretSealer, build_export
 

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orca_platform import rules
+from orca_platform.conventions import INTERNAL_LB
 from orca_platform.rules import (
+    DOMAINS,
     ENCRYPTED,
     RULES,
     Enforcement,
@@ -22,6 +23,7 @@ from orca_platform.rules import (
     evaluate,
     rules_by_id,
 )
+from orca_platform.rules.registry import order_domains
 from tests.audit_support import (
     CLINIC_LABELS,
     azure_view,
@@ -31,6 +33,7 @@ from tests.audit_support import (
     k8s_view,
     secret,
 )
+from tools import generated_blocks, rule_table
 
 UNKNOWN_STRING = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 
@@ -237,13 +240,13 @@ def lb_service(annotations: dict[str, str] | None, **spec: Any) -> ResourceView:
 
 
 def test_load_balancers_are_internal() -> None:
-    assert not fired("lb-internal", lb_service({rules.INTERNAL_LB: "true"}))
+    assert not fired("lb-internal", lb_service({INTERNAL_LB: "true"}))
     assert fired("lb-internal", lb_service(None))
-    assert fired("lb-internal", lb_service({rules.INTERNAL_LB: "false"}))
+    assert fired("lb-internal", lb_service({INTERNAL_LB: "false"}))
     cluster_ip = k8s_view("Service", "orca", spec={"type": "ClusterIP"})
     assert not fired("lb-internal", cluster_ip)
     # Unknown during a preview: not judged.
-    assert not fired("lb-internal", lb_service({rules.INTERNAL_LB: UNKNOWN_STRING}))
+    assert not fired("lb-internal", lb_service({INTERNAL_LB: UNKNOWN_STRING}))
 
 
 def test_no_nodeport_no_external_ips_no_postgres() -> None:
@@ -271,11 +274,11 @@ def helm_release(service: dict[str, Any]) -> ResourceView:
 
 
 def test_helm_load_balancers_and_internal_classes() -> None:
-    internal = helm_release({"type": "LoadBalancer", "annotations": {rules.INTERNAL_LB: "true"}})
+    internal = helm_release({"type": "LoadBalancer", "annotations": {INTERNAL_LB: "true"}})
     public = helm_release({"type": "LoadBalancer"})
     assert not fired("helm-lb-internal", internal)
     assert fired("helm-lb-internal", public) == [
-        f'Helm release release: values.controller.service asks for a LoadBalancer without {rules.INTERNAL_LB}: "true"'
+        f'Helm release release: values.controller.service asks for a LoadBalancer without {INTERNAL_LB}: "true"'
     ]
     ingress = k8s_view("Ingress", "orca", api="networking.k8s.io/v1", spec={"ingressClassName": "orca-edge"})
     # orca-edge is internal only when an internal controller serves it.
@@ -731,10 +734,41 @@ def test_chart_version_pod_security_and_entra() -> None:
     assert not fired("aks-entra-rbac", entra)
 
 
-def test_every_rule_is_in_the_rule_table() -> None:
-    """docs/audit.md is what auditors read: a rule missing there is a rule nobody knows is applied."""
-    doc = (Path(__file__).resolve().parent.parent / "docs" / "audit.md").read_text(encoding="utf-8")
+def test_the_rule_tables_are_generated_from_the_registry() -> None:
+    """docs/audit.md is what auditors read: its tables are the registry's, row for row (`make rule-table`)."""
+    doc = rule_table.AUDIT_DOC.read_text(encoding="utf-8")
+    fresh = generated_blocks.replace_block(doc, rule_table.TARGET, rule_table.BLOCK, rule_table.table())
+    assert fresh == doc, "docs/audit.md's rule tables are stale: run `make rule-table`"
     assert [r.id for r in RULES if f"| `{r.id}`" not in doc] == []
+
+
+def test_a_stale_rule_table_fails_the_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    doc = tmp_path / "audit.md"
+    current = rule_table.AUDIT_DOC.read_text(encoding="utf-8")
+    doc.write_text("\n".join(line for line in current.splitlines() if "`no-nodeport`" not in line), encoding="utf-8")
+    monkeypatch.setattr(rule_table, "AUDIT_DOC", doc)
+    assert rule_table.main(["--check"]) == 1
+    assert "`no-nodeport`" not in doc.read_text(encoding="utf-8")
+    assert rule_table.main([]) == 0
+    assert rule_table.main(["--check"]) == 0
+    assert "`no-nodeport`" in doc.read_text(encoding="utf-8")
+
+
+def test_every_rule_says_what_it_checks_and_belongs_to_a_domain() -> None:
+    titles = [d.title for d in DOMAINS]
+    assert len(set(titles)) == len(titles)
+    assert {r.domain for r in RULES} == set(titles)
+    assert [r.id for r in RULES if not r.what.strip() or not r.why.strip()] == []
+    # The registry lists the rules domain by domain, in the domains' order (the tables and the policy pack follow it).
+    assert [titles.index(r.domain) for r in RULES] == sorted(titles.index(r.domain) for r in RULES)
+
+
+def test_the_registry_refuses_a_second_rule_of_the_same_id_and_an_incomplete_order() -> None:
+    with pytest.raises(ValueError, match="twice"):
+        DOMAINS[0].rule("no-nodeport", "t", "w", Enforcement.MANDATORY, what="x")(lambda v, ctx: ())
+    assert len(RULES) == len(rules_by_id())
+    with pytest.raises(ValueError, match="every domain"):
+        order_domains(DOMAINS[:-1])
 
 
 def test_clinic_front_doors_are_allow_listed() -> None:

@@ -34,7 +34,7 @@ from orca_platform.front_door import MODES
 from orca_platform.stack_plan import StackPlan, plan_stack
 from orca_platform.tenants import TenantsFile, parse_tenants
 from orca_platform.walls import Wall
-from tools import plan_docs
+from tools import generated_blocks, plan_docs
 from tools.offline import Run
 from tools.stack_export import build_export
 
@@ -256,14 +256,15 @@ def test_generated_blocks_are_current(path: str) -> None:
     blocks = {p.name: b for p, b in plan_docs.generated().items()}[Path(path).name]
     text = (plan_docs.PROJECT_DIR / path).read_text(encoding="utf-8")
     for name, block in blocks:
-        assert plan_docs.replace_block(text, name, block) == text, f"run `make plan-readme`: {path} ({name}) is stale"
+        fresh = generated_blocks.replace_block(text, plan_docs.TARGET, name, block)
+        assert fresh == text, f"run `make plan-readme`: {path} ({name}) is stale"
 
 
 def test_a_stale_block_is_caught() -> None:
-    text = "a\n" + plan_docs.BEGIN.format(name="x") + "\nold\n" + plan_docs.END.format(name="x") + "\nb\n"
-    assert plan_docs.replace_block(text, "x", "new") != text
+    text = "a\n" + generated_blocks.begin("t", "x") + "\nold\n" + generated_blocks.end("x") + "\nb\n"
+    assert generated_blocks.replace_block(text, "t", "x", "new") != text
     with pytest.raises(ValueError, match="markers"):
-        plan_docs.replace_block("no markers", "x", "new")
+        generated_blocks.replace_block("no markers", "t", "x", "new")
 
 
 def test_scale_table_matches_the_hand_figures() -> None:

@@ -29,16 +29,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from orca_platform.conventions import CLINIC_LABEL, CLINIC_NAME_ANNOTATION, INTERNAL_LB, LB_IPV4, SECRET_SIG, SIG_KEY
 from orca_platform.history import HISTORY_OUTPUT
 from orca_platform.rules import (
-    CLINIC_LABEL,
-    CLINIC_NAME_ANNOTATION,
-    INTERNAL_LB,
-    LB_IPV4,
     PUBLIC_IP_TYPES,
     RULES,
-    SECRET_SIG,
-    SIG_KEY,
     Enforcement,
     ResourceView,
     RuleContext,

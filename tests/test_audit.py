@@ -25,7 +25,7 @@ from tests.audit_support import (
     with_shown_secrets,
     with_unprotected_pvc,
 )
-from tools import audit
+from tools import audit, audit_export, audit_markdown
 from tools.offline import Run, is_secret, reveal
 from tools.stack_export import build_export
 from tools.stack_export import main as export_main
@@ -91,7 +91,7 @@ def test_export_never_contains_a_plaintext_secret(dev_export: dict[str, Any], de
     assert secrets, "the dev stack has generated passwords"
     for s in secrets:
         assert s not in text
-    assert audit.plaintext_secrets(dev_export) == []
+    assert audit_export.plaintext_secrets(dev_export) == []
 
 
 def test_export_marks_secrets_the_engine_would(dev_export: dict[str, Any]) -> None:
@@ -359,7 +359,7 @@ def test_restored_clinic_shows_the_volume_in_use_and_keeps_the_earlier_one() -> 
         "violations": [],
         "rules": [],
     }
-    assert "Earlier volume generations" in audit.render_markdown(report)
+    assert "Earlier volume generations" in audit_markdown.render_markdown(report)
 
 
 def test_export_of_a_program_that_labelled_nothing(dev_export: dict[str, Any], tmp_path: Path) -> None:

@@ -15,8 +15,9 @@ import pulumi_kubernetes as k8s
 
 from orca_platform import backup_plan
 from orca_platform.admission import CLINIC_LABEL, GuardPolicy, guard_policies
+from orca_platform.conventions import platform_labels
 
-LABELS = {"app.kubernetes.io/part-of": "orca-platform", "app.kubernetes.io/managed-by": "pulumi"}
+LABELS = platform_labels()
 
 
 @dataclass(frozen=True)

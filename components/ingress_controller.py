@@ -12,7 +12,14 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from orca_platform import settings as model
-from orca_platform.conventions import INTERNAL_LB, INTERNAL_LB_SUBNET, LB_IPV4, ROLE_LABEL
+from orca_platform.conventions import (
+    INTERNAL_LB,
+    INTERNAL_LB_SUBNET,
+    LB_IPV4,
+    POD_SECURITY_ENFORCE,
+    POD_SECURITY_WARN,
+    ROLE_LABEL,
+)
 
 INGRESS_ROLE_LABEL = ROLE_LABEL
 INGRESS_ROLE = "ingress"
@@ -99,8 +106,8 @@ class IngressController(pulumi.ComponentResource):
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=s.namespace,
                 labels={
-                    "pod-security.kubernetes.io/enforce": "baseline",
-                    "pod-security.kubernetes.io/warn": "restricted",
+                    POD_SECURITY_ENFORCE: "baseline",
+                    POD_SECURITY_WARN: "restricted",
                 },
             ),
             opts=k8s_child,

@@ -9,6 +9,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from orca_platform.conventions import NAMESPACE_NAME_LABEL
+
 _K8S_PLUGIN = version("pulumi_kubernetes")
 
 
@@ -47,9 +49,7 @@ def dns_egress_rule() -> k8s.networking.v1.NetworkPolicyEgressRuleArgs:
     return np.NetworkPolicyEgressRuleArgs(
         to=[
             np.NetworkPolicyPeerArgs(
-                namespace_selector=k8s.meta.v1.LabelSelectorArgs(
-                    match_labels={"kubernetes.io/metadata.name": "kube-system"}
-                ),
+                namespace_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={NAMESPACE_NAME_LABEL: "kube-system"}),
                 pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"k8s-app": "kube-dns"}),
             )
         ],

@@ -16,6 +16,7 @@ import pulumi_kubernetes as k8s
 
 from orca_platform import naming
 from orca_platform import settings as model
+from orca_platform.conventions import APP_NAME_LABEL, POD_SECURITY_ENFORCE, platform_labels
 from orca_platform.maintenance import MOVER, MOVER_POD_ROLE, MOVER_SCRIPT, NAMESPACE, mover_schedule
 
 from .k8s_objects import ApiObject, dns_egress_rule
@@ -23,9 +24,8 @@ from .pod_security import tools_pod_security, tools_security_context
 
 NAME = MOVER
 LABELS = {
-    "app.kubernetes.io/name": NAME,
-    "app.kubernetes.io/part-of": "orca-platform",
-    "app.kubernetes.io/managed-by": "pulumi",
+    APP_NAME_LABEL: NAME,
+    **platform_labels(),
     naming.ROLE_LABEL: "maintenance",
 }
 
@@ -49,7 +49,7 @@ class MaintenanceMover(pulumi.ComponentResource):
             f"{name}-ns",
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=NAMESPACE,
-                labels={**LABELS, "pod-security.kubernetes.io/enforce": "restricted"},
+                labels={**LABELS, POD_SECURITY_ENFORCE: "restricted"},
             ),
             opts=base,
         )

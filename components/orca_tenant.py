@@ -15,7 +15,10 @@ from orca_platform.conventions import (
     CLINIC_NAME_ANNOTATION,
     DATA_LABEL,
     GLSERVER_PORT,
+    NAMESPACE_NAME_LABEL,
     PATCH_FORCE,
+    POD_SECURITY_ENFORCE,
+    POD_SECURITY_WARN,
     POSTGRES_PORT,
     PUSH_PORT,
     ROLE_LABEL,
@@ -92,8 +95,8 @@ class OrcaTenant(pulumi.ComponentResource):
                     **labels,
                     # ORCA starts as root (see the container's security context), which 'restricted' forbids;
                     # 'baseline' still blocks host access, privileged mode and added dangerous capabilities.
-                    "pod-security.kubernetes.io/enforce": "baseline",
-                    "pod-security.kubernetes.io/warn": "restricted",
+                    POD_SECURITY_ENFORCE: "baseline",
+                    POD_SECURITY_WARN: "restricted",
                 },
                 annotations={CLINIC_NAME_ANNOTATION: p.name},
             ),
@@ -399,7 +402,7 @@ class OrcaTenant(pulumi.ComponentResource):
                         from_=[
                             np.NetworkPolicyPeerArgs(
                                 namespace_selector=k8s.meta.v1.LabelSelectorArgs(
-                                    match_labels={"kubernetes.io/metadata.name": args.ingress.namespace}
+                                    match_labels={NAMESPACE_NAME_LABEL: args.ingress.namespace}
                                 ),
                                 pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={ROLE_LABEL: INGRESS_ROLE}),
                             )

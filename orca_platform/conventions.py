@@ -18,6 +18,25 @@ CLINIC_NAME_ANNOTATION = f"{LABEL_PREFIX}/clinic-name"
 # The value of DATA_LABEL on everything that holds clinic data.
 CLINIC_DATA = "clinic"
 
+# --- Kubernetes' own label keys ------------------------------------------------------------------------------
+
+# The recommended labels (kubernetes.io/docs/concepts/overview/working-with-objects/common-labels).
+APP_NAME_LABEL = "app.kubernetes.io/name"
+APP_INSTANCE_LABEL = "app.kubernetes.io/instance"
+PART_OF_LABEL = "app.kubernetes.io/part-of"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+# Set by the API server on every Namespace (GA in Kubernetes 1.22): how a NetworkPolicy names a namespace.
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+# Pod Security admission's level per namespace (kubernetes.io/docs/concepts/security/pod-security-admission).
+POD_SECURITY_ENFORCE = "pod-security.kubernetes.io/enforce"
+POD_SECURITY_WARN = "pod-security.kubernetes.io/warn"
+
+
+def platform_labels() -> dict[str, str]:
+    """The two labels every object of the platform carries (a new dict: callers add their own)."""
+    return {PART_OF_LABEL: "orca-platform", MANAGED_BY_LABEL: "pulumi"}
+
+
 # --- Azure load balancer annotations (cloud-provider-azure, docs/services/annotations) -------------------------
 
 _AZURE_LB = "service.beta.kubernetes.io"

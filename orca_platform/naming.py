@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from .conventions import APP_INSTANCE_LABEL, APP_NAME_LABEL, platform_labels
 from .conventions import CLINIC_DATA as CLINIC_DATA  # noqa: PLC0414 - re-exported
 from .conventions import CLINIC_LABEL as CLINIC_LABEL  # noqa: PLC0414 - re-exported
 from .conventions import DATA_LABEL as DATA_LABEL  # noqa: PLC0414 - re-exported
@@ -45,10 +46,9 @@ def state_pvc(clinic: Clinic) -> str:
 
 def clinic_labels(clinic_id: str, role: str = ORCA_ROLE) -> dict[str, str]:
     return {
-        "app.kubernetes.io/name": APP_NAME,
-        "app.kubernetes.io/instance": clinic_id,
-        "app.kubernetes.io/part-of": "orca-platform",
-        "app.kubernetes.io/managed-by": "pulumi",
+        APP_NAME_LABEL: APP_NAME,
+        APP_INSTANCE_LABEL: clinic_id,
+        **platform_labels(),
         CLINIC_LABEL: clinic_id,
         ROLE_LABEL: role,
     }

@@ -6,7 +6,14 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PREFIXES = ("orca-platform.io/", "service.beta.kubernetes.io/")
+PREFIXES = (
+    "orca-platform.io/",
+    "service.beta.kubernetes.io/",
+    "app.kubernetes.io/",
+    "pod-security.kubernetes.io/",
+    "kubernetes.io/metadata.name",
+    "nginx.org/policies",
+)
 CONVENTIONS = "orca_platform/conventions.py"
 SKIP_DIRS = {"tests", "venv", "policy/venv", ".venv-scan", ".git", "node_modules"}
 

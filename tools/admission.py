@@ -104,7 +104,7 @@ def _ingress_admissions(ingress: Mapping[str, Any], policies: Mapping[str, Mappi
             denied = _ranges(access.get("deny") or [])
             out.append(Admission(f"Ingress {name} Policy {ref} accessControl.deny", IpSet.everything() - denied))
     if not out:
-        return [Admission(f"Ingress {name} (no nginx.org/policies access control)", IpSet.everything())]
+        return [Admission(f"Ingress {name} (no {NGINX_POLICIES} access control)", IpSet.everything())]
     return out
 
 

@@ -33,6 +33,7 @@ import yaml
 
 from orca_platform import alerts, naming
 from orca_platform.config_file import settings_from_config
+from orca_platform.conventions import NGINX_POLICIES
 from orca_platform.settings import Settings
 from orca_platform.tenants import load_tenants
 from tools import admission, isolation, kube_schema, scan, shell_scripts
@@ -213,7 +214,7 @@ def allow_lists(objects: Sequence[Rendered], facts: isolation.Facts) -> list[str
             if d.get("kind") == "Ingress":
                 named = [
                     p.strip()
-                    for p in str((d["metadata"].get("annotations") or {}).get("nginx.org/policies", "")).split(",")
+                    for p in str((d["metadata"].get("annotations") or {}).get(NGINX_POLICIES, "")).split(",")
                     if p.strip()
                 ]
                 allowed = [

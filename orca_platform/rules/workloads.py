@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 
 from ..conventions import (
     CLINIC_LABEL,
+    POD_SECURITY_ENFORCE,
 )
 from ..prod_floors import digest_breach, image_parts, registry_breach
 from .context import RuleContext, environment_of, is_prod
@@ -90,7 +91,7 @@ def _no_host(v: ResourceView, ctx: RuleContext) -> Iterator[str]:
 )
 def _pod_security(v: ResourceView, ctx: RuleContext) -> Iterator[str]:
     if v.kind == "Namespace" and as_text(v.labels.get(CLINIC_LABEL)):
-        level = as_text(v.labels.get("pod-security.kubernetes.io/enforce"))
+        level = as_text(v.labels.get(POD_SECURITY_ENFORCE))
         if level not in ("baseline", "restricted"):
             yield f"clinic namespace {v.k8s_name} enforces Pod Security '{level or 'privileged (none set)'}'"
 

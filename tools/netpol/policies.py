@@ -8,12 +8,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from orca_platform.conventions import POD_TEMPLATE_PATHS
+from orca_platform.conventions import NAMESPACE_NAME_LABEL, POD_TEMPLATE_PATHS
 
 from .addresses import IPAddress, IpSet
 from .selectors import PolicyError, Requirement, Selector
 
-NAME_LABEL = "kubernetes.io/metadata.name"  # set by the API server on every namespace
+NAME_LABEL = NAMESPACE_NAME_LABEL  # set by the API server on every namespace
 WORKLOAD_TEMPLATES = POD_TEMPLATE_PATHS
 
 

@@ -6,8 +6,9 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 
@@ -46,3 +47,14 @@ def update(target: str, files: Mapping[Path, Sequence[tuple[str, str]]], *, chec
         return 1
     print(("updated: " + ", ".join(stale)) if stale else "generated blocks are current")
     return 0
+
+
+Files = Mapping[Path, Sequence[tuple[str, str]]]
+
+
+def main(target: str, description: str | None, files: Callable[[], Files], argv: list[str] | None) -> int:
+    """The command line of a tool that writes generated blocks: `--check` only reports stale ones (exit 1)."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--check", action="store_true", help="exit 1 if a generated block is out of date")
+    args = ap.parse_args(argv)
+    return update(target, files(), check=args.check)

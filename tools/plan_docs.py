@@ -5,7 +5,6 @@ out of date (tests/test_walls.py runs it), so no figure there is ever typed by h
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -126,10 +125,7 @@ def generated() -> dict[Path, list[tuple[str, str]]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--check", action="store_true", help="exit 1 if a generated block is out of date")
-    args = ap.parse_args(argv)
-    return generated_blocks.update(TARGET, generated(), check=args.check)
+    return generated_blocks.main(TARGET, __doc__, generated, argv)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ runs it), so the table an auditor reads is the rule set that runs.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections import Counter
 from pathlib import Path
@@ -51,10 +50,7 @@ def generated() -> dict[Path, list[tuple[str, str]]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--check", action="store_true", help="exit 1 if docs/audit.md's rule tables are out of date")
-    args = ap.parse_args(argv)
-    return generated_blocks.update(TARGET, generated(), check=args.check)
+    return generated_blocks.main(TARGET, __doc__, generated, argv)
 
 
 if __name__ == "__main__":

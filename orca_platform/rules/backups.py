@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator, Sequence
 
 from ..prod_floors import backup_breaches
-from .context import RuleContext, clinic_namespace_views, environment_of, is_prod
+from .context import RuleContext, each_clinic_namespace, environment_of, is_prod
 from .registry import A, Domain, Finding, M
 from .values import as_text, dig, is_unknown, number, truthy
 from .view import ResourceView
@@ -75,13 +75,10 @@ def _backup_confined(v: ResourceView, ctx: RuleContext) -> Iterator[str]:
 )
 def _backups(views: Sequence[ResourceView], ctx: RuleContext) -> Iterator[Finding]:
     scheduled = {v.namespace for v in views if v.kind == "CronJob"}
-    namespaces = clinic_namespace_views(views, ctx)
-    for ns, clinic in sorted(ctx.clinic_namespaces.items()):
+    for ns, clinic, namespace in each_clinic_namespace(views, ctx):
         if ns not in scheduled:
             yield Finding(
-                f"clinic {clinic} has no scheduled backup (no CronJob in {ns})",
-                view=namespaces.get(ns),
-                clinic=clinic,
+                f"clinic {clinic} has no scheduled backup (no CronJob in {ns})", view=namespace, clinic=clinic
             )
 
 
@@ -95,8 +92,8 @@ def _backups(views: Sequence[ResourceView], ctx: RuleContext) -> Iterator[Findin
     what="in production, backup storage has an immutability (WORM) policy",
 )
 def _immutable(views: Sequence[ResourceView], ctx: RuleContext) -> Iterator[Finding]:
-    accounts = [v for v in views if v.type == "azure-native:storage:StorageAccount"]
-    if not accounts or not any(is_prod(environment_of(v, ctx)) for v in accounts):
+    accounts = _prod_accounts(views, ctx)
+    if not accounts:
         return
     worm = any(
         v.type == "azure-native:storage:BlobContainerImmutabilityPolicy"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from ..conventions import CLINIC_LABEL
@@ -91,6 +91,11 @@ def clinic_of(view: ResourceView, ctx: RuleContext | None = None) -> str | None:
     return m.group(1) if m and ns not in PLATFORM_NAMESPACES else None
 
 
-def clinic_namespace_views(views: Sequence[ResourceView], ctx: RuleContext) -> dict[str, ResourceView]:
-    """The Namespace object of each clinic namespace, so a stack finding can point at it."""
-    return {v.k8s_name: v for v in views if v.kind == "Namespace" and v.k8s_name in ctx.clinic_namespaces}
+def each_clinic_namespace(
+    views: Sequence[ResourceView], ctx: RuleContext
+) -> Iterator[tuple[str, str, ResourceView | None]]:
+    """(namespace, clinic, its Namespace object if the stack has one) per clinic, in namespace order: what a stack
+    rule walks to say which clinic lacks something, pointing at the namespace."""
+    objects = {v.k8s_name: v for v in views if v.kind == "Namespace" and v.k8s_name in ctx.clinic_namespaces}
+    for ns, clinic in sorted(ctx.clinic_namespaces.items()):
+        yield ns, clinic, objects.get(ns)

@@ -15,7 +15,7 @@ from ..conventions import (
     CLINIC_LABEL,
     DATA_LABEL,
 )
-from .context import RuleContext, clinic_namespace_views, clinic_of
+from .context import RuleContext, clinic_of, each_clinic_namespace
 from .kubernetes import claims_mounted, pod_spec
 from .registry import A, Domain, Finding, M
 from .values import as_list, as_map, as_text, dig, is_unknown, number, truthy
@@ -190,13 +190,12 @@ def _clinic_volume(views: Sequence[ResourceView], ctx: RuleContext) -> Iterator[
     for v in views:
         if v.kind == "PersistentVolumeClaim" and v.is_clinic_data():
             volumes[v.namespace].append(v)
-    namespaces = clinic_namespace_views(views, ctx)
-    for ns, clinic in sorted(ctx.clinic_namespaces.items()):
+    for ns, clinic, namespace in each_clinic_namespace(views, ctx):
         mine = volumes.get(ns, [])
         if not mine:
             yield Finding(
                 f"clinic {clinic} has no data volume (a claim labelled {DATA_LABEL}={CLINIC_DATA})",
-                view=namespaces.get(ns),
+                view=namespace,
                 clinic=clinic,
             )
         elif not any(v.protect and v.retain_on_delete is not False for v in mine):

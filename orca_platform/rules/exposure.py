@@ -18,7 +18,7 @@ from ..conventions import (
     NGINX_POLICIES,
     POSTGRES_PORT,
 )
-from .context import RuleContext, clinic_namespace_views, clinic_of
+from .context import RuleContext, clinic_of, each_clinic_namespace
 from .kubernetes import public_lb_in_values
 from .registry import Domain, Finding, M
 from .values import as_list, as_map, as_text, dig, is_unknown, number
@@ -243,12 +243,9 @@ def _is_default_deny(v: ResourceView) -> bool:
 )
 def _default_deny(views: Sequence[ResourceView], ctx: RuleContext) -> Iterator[Finding]:
     denied = {v.namespace for v in views if v.kind == "NetworkPolicy" and _is_default_deny(v)}
-    namespaces = clinic_namespace_views(views, ctx)
-    for ns, clinic in sorted(ctx.clinic_namespaces.items()):
+    for ns, clinic, namespace in each_clinic_namespace(views, ctx):
         if ns not in denied:
-            yield Finding(
-                f"clinic namespace {ns} has no default-deny NetworkPolicy", view=namespaces.get(ns), clinic=clinic
-            )
+            yield Finding(f"clinic namespace {ns} has no default-deny NetworkPolicy", view=namespace, clinic=clinic)
 
 
 @rule(

@@ -2,8 +2,9 @@
 
 `pulumi preview --policy-pack policy` runs this folder with runpy (policy/ first on sys.path, the project root
 not at all), in policy/venv. The rules live in the project's pure package orca_platform, so the root is put on
-sys.path here: one copy of the rules, no package to build or publish, and nothing else of the project is imported
-(the package orca_platform/rules needs only the standard library).
+sys.path here: one copy of the rules, no package to build or publish, and nothing of the project is imported but
+the rules and the shared names they read (orca_platform/rules/ and orca_platform/conventions.py, standard library
+only; pyproject's import contracts keep it so).
 """
 
 import sys

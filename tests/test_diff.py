@@ -79,6 +79,8 @@ def two_commits(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return repo
 
 
+# It copies the project's untracked files too: never beside a test that writes one there (make unit: loadgroup).
+@pytest.mark.xdist_group("project-dir")
 def test_diff_of_the_last_commit_names_exactly_the_two_clinics(two_commits: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "tools.diff", "--base", "HEAD~1", "--stack", "prod", "--markdown", "diff.md"],

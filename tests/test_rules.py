@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from orca_platform import rules as rules_package
 from orca_platform.conventions import INTERNAL_LB
 from orca_platform.rules import (
     DOMAINS,
@@ -21,9 +24,9 @@ from orca_platform.rules import (
     credential_key,
     credential_value,
     evaluate,
+    registry,
     rules_by_id,
 )
-from orca_platform.rules.registry import order_domains
 from tests.audit_support import (
     CLINIC_LABELS,
     azure_view,
@@ -763,12 +766,61 @@ def test_every_rule_says_what_it_checks_and_belongs_to_a_domain() -> None:
     assert [titles.index(r.domain) for r in RULES] == sorted(titles.index(r.domain) for r in RULES)
 
 
-def test_the_registry_refuses_a_second_rule_of_the_same_id_and_an_incomplete_order() -> None:
+def test_the_registry_refuses_a_second_rule_of_the_same_id_and_an_incomplete_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # On copies of the registry: a guard that failed must not leave a stray rule for the rest of the session.
+    monkeypatch.setattr(registry, "RULES", list(RULES))
+    monkeypatch.setattr(registry, "DOMAINS", list(DOMAINS))
     with pytest.raises(ValueError, match="twice"):
         DOMAINS[0].rule("no-nodeport", "t", "w", Enforcement.MANDATORY, what="x")(lambda v, ctx: ())
-    assert len(RULES) == len(rules_by_id())
+    assert len(registry.RULES) == len(RULES)
+    with pytest.raises(ValueError, match="declared twice"):
+        registry.Domain(DOMAINS[0].title, "again")
+    assert len(registry.DOMAINS) == len(DOMAINS)
     with pytest.raises(ValueError, match="every domain"):
-        order_domains(DOMAINS[:-1])
+        registry.order_domains(DOMAINS[:-1])
+
+
+def test_every_module_of_the_rules_package_is_loaded_by_the_package() -> None:
+    """A domain module the package forgot to import would register nothing in the policy pack (which imports the
+    package only) and its rules late, out of order, wherever someone imported it directly."""
+    before = [r.id for r in RULES]
+    names = [m.name for m in pkgutil.iter_modules(rules_package.__path__)]
+    for name in names:
+        module = importlib.import_module(f"orca_platform.rules.{name}")
+        domain = getattr(module, "DOMAIN", None)
+        assert domain is None or domain in DOMAINS, name
+    assert [r.id for r in RULES] == before
+    assert {"data", "backups", "exposure", "cloud", "workloads", "secrets"} <= set(names)
+
+
+def test_the_rule_tables_say_what_each_rule_is() -> None:
+    """Read back from the document, not from the generator: each row's scope, level and preview are the rule's."""
+    doc = rule_table.AUDIT_DOC.read_text(encoding="utf-8")
+    rows = {}
+    for line in doc.splitlines():
+        if line.startswith("| `"):
+            cells = [c.strip() for c in line.strip("|").split(" | ")]
+            rid = cells[0].split("`")[1]
+            rows[rid] = (cells[0].endswith("(stack)"), cells[-2], cells[-1])
+    expected = {r.id: (r.scope == "stack", r.enforcement.value, "yes" if r.at_preview else "audit only") for r in RULES}
+    assert rows == expected
+    mandatory = sum(r.enforcement is Enforcement.MANDATORY for r in RULES)
+    audit_only = sum(not r.at_preview for r in RULES)
+    assert f"{len(RULES)} rules in {len(DOMAINS)} domains: {mandatory} mandatory" in doc
+    assert f"{len(RULES) - audit_only} applied at preview, {audit_only} in the audit only" in doc
+    assert [ln.removeprefix("### ") for ln in doc.splitlines() if ln.startswith("### ")][: len(DOMAINS)] == [
+        d.title for d in DOMAINS
+    ]
+
+
+def test_container_findings_name_the_workload_and_the_container() -> None:
+    """The container rules' one helper: every finding starts the same way, with or without a namespace."""
+    public = deployment(containers=[container("docker.io/library/nginx:1.27")])
+    assert fired("image-private-registry", public) == [
+        "Deployment orca-c1/orca: container orca image docker.io/library/nginx:1.27 is not from a private registry"
+    ]
 
 
 def test_clinic_front_doors_are_allow_listed() -> None:

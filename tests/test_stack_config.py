@@ -262,6 +262,8 @@ def tool(module: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+# It writes a stack file into the project itself: never beside a test that copies the project (make unit: loadgroup).
+@pytest.mark.xdist_group("project-dir")
 def test_synth_plan_and_checks_refuse_the_same_file_alike(broken_stack: str, tmp_path: Path) -> None:
     expected = "field 'orca-platform:capcity': is not a known field; fix: did you mean 'capacity'?"
     synth = tool("tools.synth", "--stack", broken_stack, "--out", str(tmp_path / "out"))

@@ -12,7 +12,8 @@ Pure: stdlib only, no Pulumi import, so the policy pack's own virtualenv can loa
 the package with policy/venv's interpreter; pyproject's import contract forbids the rest of the core).
 
 The package: `values` (reading the engine's values), `view` (one resource), `kubernetes` (workloads, containers),
-`credentials` (what looks like one), `registry` (rules, context, `evaluate`), then one module per domain. The
+`credentials` (what looks like one), `context` (what a rule knows of the stack), `registry` (rules, domains,
+`evaluate`), then one module per domain. The
 order of the domains is set here, explicitly: it is the order of docs/audit.md's tables (`make rule-table` writes
 them from the registry).
 """

@@ -111,13 +111,13 @@ def _single_writer(v: ResourceView, ctx: RuleContext) -> Iterator[str]:
     strategy = dig(v.props, "spec", "strategy", "type")
     if not is_unknown(strategy) and (as_text(strategy) or "RollingUpdate") != "Recreate":
         yield (
-            f"Deployment {v.namespace}/{v.k8s_name} mounts {', '.join(claims)} with strategy "
+            f"{v.display} mounts {', '.join(claims)} with strategy "
             f"{as_text(strategy) or 'RollingUpdate (default)'}, not Recreate"
         )
     replicas = dig(v.props, "spec", "replicas")
     count = 1.0 if replicas is None else number(replicas)
     if count is not None and count > 1:
-        yield f"Deployment {v.namespace}/{v.k8s_name} mounts {', '.join(claims)} with {int(count)} replicas"
+        yield f"{v.display} mounts {', '.join(claims)} with {int(count)} replicas"
 
 
 @rule(

@@ -48,10 +48,7 @@ def _lb_internal(v: ResourceView, ctx: RuleContext) -> Iterator[str]:
     if v.kind == "Service" and as_text(dig(v.props, "spec", "type")) == "LoadBalancer":
         flag = v.annotations.get(INTERNAL_LB)
         if not is_unknown(flag) and as_text(flag).lower() != "true":
-            yield (
-                f"Service {v.namespace}/{v.k8s_name} is a public LoadBalancer "
-                f'(annotation {INTERNAL_LB}: "true" is missing)'
-            )
+            yield f'{v.display} is a public LoadBalancer (annotation {INTERNAL_LB}: "true" is missing)'
 
 
 @rule(
@@ -66,9 +63,9 @@ def _no_nodeport(v: ResourceView, ctx: RuleContext) -> Iterator[str]:
     if v.kind != "Service":
         return
     if as_text(dig(v.props, "spec", "type")) == "NodePort":
-        yield f"Service {v.namespace}/{v.k8s_name} is of type NodePort"
+        yield f"{v.display} is of type NodePort"
     if as_list(dig(v.props, "spec", "externalIPs")):
-        yield f"Service {v.namespace}/{v.k8s_name} has externalIPs"
+        yield f"{v.display} has externalIPs"
 
 
 @rule(
@@ -104,12 +101,9 @@ def _ingress_class(v: ResourceView, ctx: RuleContext) -> Iterator[str]:
         return
     name = as_text(cls) or as_text(v.annotations.get("kubernetes.io/ingress.class"))
     if not name:
-        yield f"Ingress {v.namespace}/{v.k8s_name} names no ingress class (the cluster default would serve it)"
+        yield f"{v.display} names no ingress class (the cluster default would serve it)"
     elif name not in ctx.ingress_classes:
-        yield (
-            f"Ingress {v.namespace}/{v.k8s_name} uses class {name}, not an internal one "
-            f"({', '.join(sorted(ctx.ingress_classes))})"
-        )
+        yield f"{v.display} uses class {name}, not an internal one ({', '.join(sorted(ctx.ingress_classes))})"
 
 
 @rule(
@@ -131,17 +125,17 @@ def _front_door_allow_listed(v: ResourceView, ctx: RuleContext) -> Iterator[str]
     if v.kind == "Service" and as_text(dig(v.props, "spec", "type")) == "LoadBalancer":
         ranges = dig(v.props, "spec", "loadBalancerSourceRanges")
         if not is_unknown(ranges) and not as_list(ranges):
-            yield f"Service {v.namespace}/{v.k8s_name} is a clinic load balancer without loadBalancerSourceRanges"
+            yield f"{v.display} is a clinic load balancer without loadBalancerSourceRanges"
         flag = v.annotations.get(LB_DENY_OTHERS)
         if not is_unknown(flag) and as_text(flag).lower() != "true":
             yield (
-                f'Service {v.namespace}/{v.k8s_name} lacks {LB_DENY_OTHERS}: "true" (without it the NSG admits the '
+                f'{v.display} lacks {LB_DENY_OTHERS}: "true" (without it the NSG admits the '
                 "whole VNet whatever its source ranges)"
             )
     elif v.kind == "Ingress":
         named = v.annotations.get(NGINX_POLICIES)
         if not is_unknown(named) and not as_text(named).strip():
-            yield f"Ingress {v.namespace}/{v.k8s_name} of a clinic names no allow-list Policy ({NGINX_POLICIES})"
+            yield f"{v.display} of a clinic names no allow-list Policy ({NGINX_POLICIES})"
 
 
 def _port_numbers(port: Mapping[str, Any]) -> set[float]:
@@ -160,12 +154,12 @@ def _postgres(v: ResourceView, ctx: RuleContext) -> Iterator[str]:
     if v.kind == "Service":
         for port in as_list(dig(v.props, "spec", "ports")):
             if POSTGRES_PORT in _port_numbers(as_map(port)):
-                yield f"Service {v.namespace}/{v.k8s_name} exposes port {POSTGRES_PORT}"
+                yield f"{v.display} exposes port {POSTGRES_PORT}"
     elif v.kind == "NetworkPolicy":
         for rule in as_list(dig(v.props, "spec", "ingress")):
             for port in as_list(dig(rule, "ports")):
                 if number(dig(port, "port")) == POSTGRES_PORT:
-                    yield f"NetworkPolicy {v.namespace}/{v.k8s_name} admits traffic to port {POSTGRES_PORT}"
+                    yield f"{v.display} admits traffic to port {POSTGRES_PORT}"
 
 
 def _nsg_rules(v: ResourceView) -> list[Mapping[str, Any]]:

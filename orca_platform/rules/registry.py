@@ -106,6 +106,9 @@ class Domain:
     intro: str
 
     def __post_init__(self) -> None:
+        # A domain is a module's, once: a second one of the same title (a module imported twice) would split it.
+        if any(d.title == self.title for d in DOMAINS):
+            raise ValueError(f"rule domain {self.title!r} is declared twice")
         DOMAINS.append(self)
 
     def rule(

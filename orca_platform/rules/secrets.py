@@ -75,7 +75,7 @@ def _credential_inline(v: ResourceView, ctx: RuleContext) -> Iterator[str]:
         for part in ("data", "binaryData"):
             for key in as_map(v.props.get(part)):
                 if credential_key(str(key)):
-                    yield f"ConfigMap {v.namespace}/{v.k8s_name} holds {key}, which names a credential"
+                    yield f"{v.display} holds {key}, which names a credential"
 
 
 @rule(

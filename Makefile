@@ -148,7 +148,7 @@ audit-samples: venv ## export and audit both sample stacks (must find no violati
 	$(MAKE) export audit STACK=dev
 	$(MAKE) export audit STACK=prod
 
-bench: venv ## time the offline run for 10, 100 and 1,000 clinics
+bench: venv ## time the offline run for 10, 100 and 1,000 clinics; rewrites docs/benchmark.md and README's figures
 	$(PY) -m bench.run
 
 clean: ## remove build output and caches

@@ -103,8 +103,9 @@ def load_deployment(plan: StackPlan) -> Deployment:
         raise pulumi.RunError(str(exc)) from None
     for warning in [*warnings, *result.warnings]:
         pulumi.log.warn(warning)
-    # A live claim the stack already had never seeds: if it comes back empty, its server stays down (orca_pod.py).
-    had = clinics_with_data(previous, plan)
+    # A live claim the stack already had never seeds: if it comes back empty, its server stays down (orca_pod.py),
+    # unless this update acknowledges seeding it (a first rollout that failed before its seed ran).
+    had = clinics_with_data(previous, plan) - result.seeded_anew
     plan = dataclasses.replace(
         plan, clinics=tuple(dataclasses.replace(c, expect_data=c.id in had) for c in plan.clinics)
     )

@@ -219,6 +219,11 @@ class Review:
     unused: list[AcknowledgementRecord]
     warnings: list[str]
 
+    @property
+    def seeded_anew(self) -> frozenset[str]:
+        """Clinics whose empty live volume this update may seed although the history says they had data."""
+        return frozenset(a.clinic for a in self.acknowledged if a.transition == Transition.EMPTY_VOLUME_SEEDED)
+
 
 def _ids(names: Sequence[str]) -> str:
     return ", ".join(f"'{n}'" for n in names)
@@ -472,6 +477,7 @@ def review(
     """
     current = history_of(plan)
     refusals = [] if previous is None else _refusals(previous, current, plan, tenants_source, config_source)
+    refusals += _seed_requests(previous, plan, acknowledgements, config_source)
     spent = {a.key for a in previous.acknowledgements} if previous else set()
     wanted = {(a.clinic, a.transition.value): a for a in acknowledgements}
     problems: list[Problem] = []
@@ -508,6 +514,30 @@ def review(
     log = [*(previous.acknowledgements if previous else ()), *acknowledged]
     history = current.model_copy(update={"acknowledgements": log, "unused_acknowledgements": unused})
     return Review(problems=problems, history=history, acknowledged=acknowledged, unused=unused, warnings=warnings)
+
+
+def _seed_requests(
+    previous: History | None, plan: StackPlan, acknowledgements: Sequence[Acknowledgement], config_source: str
+) -> list[_Refusal]:
+    """The server's seed refuses an empty live volume of a clinic that had data (clinics_with_data); an
+    acknowledgement of `empty-volume-seeded` for such a clinic goes through review like a refusal, so that it is
+    used once, logged, and refused when spent. None where nothing asks for it: no refusal to report otherwise."""
+    asked = {a.clinic for a in acknowledgements if a.transition == Transition.EMPTY_VOLUME_SEEDED}
+    plans = {c.id: c for c in plan.clinics}
+    return [
+        _Refusal(
+            Problem(
+                config_source,
+                f"{NAMESPACE}:acknowledgements",
+                f"clinic '{cid}': its live volume {plans[cid].pvc_name} is seeded if empty, although the stack's "
+                "history says the clinic had data",
+                cid,
+            ),
+            Transition.EMPTY_VOLUME_SEEDED,
+            cid,
+        )
+        for cid in sorted(clinics_with_data(previous, plan) & asked)
+    ]
 
 
 def transition_problems(

@@ -333,6 +333,9 @@ class Transition(StrEnum):
     RETENTION_LOWERED = "retention-lowered"
     DELETE_LOCK_OFF = "delete-lock-off"
     IMMUTABILITY_OFF = "immutability-off"
+    # Not refused by the program but by the server's seed: an empty live volume of a clinic the history says had
+    # data. Acknowledged, it is seeded once (a first rollout that failed before its seed ever ran).
+    EMPTY_VOLUME_SEEDED = "empty-volume-seeded"
 
 
 # What an acknowledgement of a stack-wide transition names instead of a clinic.

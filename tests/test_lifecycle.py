@@ -534,3 +534,51 @@ def test_every_row_of_the_readme_transition_table_names_a_test() -> None:
             module, _, func = name.rpartition("::")
             path = root.parent / module if module else root / "test_lifecycle.py"
             assert re.search(rf"^def {re.escape(func)}\(", path.read_text(encoding="utf-8"), re.M), name
+
+
+# --- a new clinic whose first rollout never seeded ---------------------------------------------------------------
+
+
+def _seed_policy(run: Run, clinic_id: str) -> str:
+    (found,) = [
+        r
+        for r in run.resources
+        if r.type == "kubernetes:core/v1:ConfigMap"
+        and r.inputs["metadata"]["name"] == "orca-seed-policy"
+        and r.inputs["metadata"]["namespace"] == f"orca-{clinic_id}"
+    ]
+    value: str = found.inputs["data"]["EXPECT_DATA"]
+    return value
+
+
+def test_an_acknowledged_empty_volume_is_seeded_once(dev: tuple[Lifecycle, Doc]) -> None:
+    """A clinic's first update can fail before its server ever started (no capacity in its disk's zone, an image
+    that does not pull): the history already lists its claim, so the next update would refuse its empty volume for
+    good. `empty-volume-seeded`, acknowledged for that clinic, lets one update seed it; the update after expects data
+    again, and the spent acknowledgement lets nothing through twice."""
+    life, doc = dev
+    second = passed(life.deploy(doc))
+    assert _seed_policy(second, "alpha-naika") == "1"
+    acks = [ack("alpha-naika", "empty-volume-seeded", "first rollout failed before its seed ran (ticket 42)")]
+    third = passed(life.deploy(doc, acknowledgements=acks))
+    assert _seed_policy(third, "alpha-naika") == "0"
+    assert _seed_policy(third, "beta-geka") == "1"
+    used = history(third)["acknowledgements"]
+    assert [(a["clinic"], a["transition"]) for a in used] == [("alpha-naika", "empty-volume-seeded")]
+    assert "orca-state" in used[0]["what"]
+    # Left in the config it is spent: the volume is expected to hold data again, and the acknowledgement is refused.
+    message = refusal(life.deploy(doc, acknowledgements=acks))
+    assert "already used" in message
+    fourth = passed(life.deploy(doc))
+    assert _seed_policy(fourth, "alpha-naika") == "1"
+
+
+def test_a_new_clinic_needs_no_acknowledgement_to_seed(dev: tuple[Lifecycle, Doc]) -> None:
+    """Nothing to let through on a clinic the history does not know: the acknowledgement is reported as unused."""
+    life, doc = dev
+    acks = [ack("alpha-naika", "empty-volume-seeded", "first rollout failed before its seed ran (ticket 42)")]
+    first = Lifecycle(life.tmp / "fresh", "dev")
+    (life.tmp / "fresh").mkdir()
+    run = passed(first.deploy(doc, acknowledgements=acks))
+    assert _seed_policy(run, "alpha-naika") == "0"
+    assert [a["transition"] for a in history(run)["unusedAcknowledgements"]] == ["empty-volume-seeded"]

@@ -359,12 +359,16 @@ class OrcaTenant(pulumi.ComponentResource):
     def _disruption_budget(name: str, args: OrcaTenantArgs, meta: Meta, opts: pulumi.ResourceOptions) -> None:
         """No voluntary eviction of the server, ever (drains, the autoscaler): a node is emptied of ORCA pods only
         inside the maintenance window, by MaintenanceMover, which deletes them so they stop cleanly and start on
-        another node (docs/data-safety.md, disruptions)."""
+        another node (docs/data-safety.md, disruptions).
+
+        minAvailable 1 over one replica allows no eviction, as maxUnavailable 0 would; but AKS's upgrade pre-check
+        refuses any budget of maxUnavailable 0 before a node is even cordoned (Microsoft's AKS troubleshooting
+        article "UnsatisfiablePDB"), so the upgrade would never reach the drain the mover empties."""
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-orca",
             metadata=meta("orca"),
             spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
-                max_unavailable=0,
+                min_available=1,
                 selector=k8s.meta.v1.LabelSelectorArgs(match_labels=naming.selector(args.plan.id)),
             ),
             opts=opts,

@@ -1,8 +1,9 @@
 """Disruptions only inside the maintenance window: when ORCA pods may be moved off a node, and the script that moves
 them. Pure: components/maintenance_mover.py places it.
 
-Each ORCA server has a PodDisruptionBudget of maxUnavailable 0, so no eviction ever takes it down: not the cluster
-autoscaler (which also honours safe-to-evict "false"), not a `kubectl drain`, not a node upgrade. A node upgrade in
+Each ORCA server has a PodDisruptionBudget of minAvailable 1 over its one replica, so no eviction ever takes it
+down: not the cluster autoscaler (which also honours safe-to-evict "false"), not a `kubectl drain`, not a node
+upgrade. A node upgrade in
 AKS's maintenance window cordons the node and drains it; inside the window, the mover deletes (not evicts) the ORCA
 pods on cordoned nodes, which stop cleanly through their preStop hook and start on another node, and the drain
 proceeds. Outside the window nothing moves them.

@@ -2,7 +2,8 @@
 
 The engine qualifies a resource's type with its parent's whole qualified type, and leaves the root Stack out:
 `urn:pulumi:<stack>::<project>::<parent types joined by $>$<type>::<name>` (pulumi/pulumi
-sdk/go/common/resource/urn/urn.go `New`, and resource/alias.go `CreateURN`, which the step generator uses). The SDK's
+pkg/resource/deploy/deployment.go `generateURN`, which registration uses, calling sdk/go/common/resource/urn/urn.go
+`New`). The SDK's
 mock monitor (`pulumi.runtime.mocks.MockMonitor.make_urn`) keeps only the parent's last type and keeps the Stack's,
 so the offline run's URNs are translated here before they are shown to anyone who will paste them into the CLI.
 """

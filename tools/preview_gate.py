@@ -496,7 +496,7 @@ def render(doc: Mapping[str, Any], findings: list[Finding], ctx: Context, previe
         if clinic in ctx.collateral:
             lines.append(
                 f"  ({ctx.collateral[clinic]} other resources of it would be deleted too; by an `up` that skips its "
-                "preview, before protect stops the run)"
+                "preview: a protected delete fails without stopping the others)"
             )
         for (why, todo), items in causes.items():
             lines.append(f"  {why}:")

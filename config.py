@@ -17,7 +17,7 @@ from pulumi_azure_native import containerservice
 
 from orca_platform import bootstrap, naming
 from orca_platform.errors import InputError
-from orca_platform.history import HISTORY_OUTPUT, LEGACY_OUTPUT, clinics_with_data, parse_history, review
+from orca_platform.history import HISTORY_OUTPUT, LEGACY_OUTPUT, parse_history, review
 from orca_platform.inputs import check_stack_inputs
 from orca_platform.settings import Settings
 from orca_platform.stack_plan import StackPlan
@@ -105,7 +105,7 @@ def load_deployment(plan: StackPlan) -> Deployment:
         pulumi.log.warn(warning)
     # A live claim the stack already had never seeds: if it comes back empty, its server stays down (orca_pod.py),
     # unless this update acknowledges seeding it (a first rollout that failed before its seed ran).
-    had = clinics_with_data(previous, plan) - result.seeded_anew
+    had = result.expect_data
     plan = dataclasses.replace(
         plan, clinics=tuple(dataclasses.replace(c, expect_data=c.id in had) for c in plan.clinics)
     )

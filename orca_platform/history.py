@@ -218,11 +218,9 @@ class Review:
     acknowledged: list[AcknowledgementRecord]
     unused: list[AcknowledgementRecord]
     warnings: list[str]
-
-    @property
-    def seeded_anew(self) -> frozenset[str]:
-        """Clinics whose empty live volume this update may seed although the history says they had data."""
-        return frozenset(a.clinic for a in self.acknowledged if a.transition == Transition.EMPTY_VOLUME_SEEDED)
+    # Clinics whose live volume must hold data (their seed refuses an empty one): those the history says had data,
+    # but for an `empty-volume-seeded` acknowledged in this update.
+    expect_data: frozenset[str]
 
 
 def _ids(names: Sequence[str]) -> str:
@@ -477,7 +475,8 @@ def review(
     """
     current = history_of(plan)
     refusals = [] if previous is None else _refusals(previous, current, plan, tenants_source, config_source)
-    refusals += _seed_requests(previous, plan, acknowledgements, config_source)
+    had = clinics_with_data(previous, plan)
+    refusals += _seed_requests(had, plan, acknowledgements, config_source)
     spent = {a.key for a in previous.acknowledgements} if previous else set()
     wanted = {(a.clinic, a.transition.value): a for a in acknowledgements}
     problems: list[Problem] = []
@@ -513,11 +512,19 @@ def review(
     ]
     log = [*(previous.acknowledgements if previous else ()), *acknowledged]
     history = current.model_copy(update={"acknowledgements": log, "unused_acknowledgements": unused})
-    return Review(problems=problems, history=history, acknowledged=acknowledged, unused=unused, warnings=warnings)
+    seeded = {a.clinic for a in acknowledged if a.transition == Transition.EMPTY_VOLUME_SEEDED}
+    return Review(
+        problems=problems,
+        history=history,
+        acknowledged=acknowledged,
+        unused=unused,
+        warnings=warnings,
+        expect_data=had - seeded,
+    )
 
 
 def _seed_requests(
-    previous: History | None, plan: StackPlan, acknowledgements: Sequence[Acknowledgement], config_source: str
+    had: frozenset[str], plan: StackPlan, acknowledgements: Sequence[Acknowledgement], config_source: str
 ) -> list[_Refusal]:
     """The server's seed refuses an empty live volume of a clinic that had data (clinics_with_data); an
     acknowledgement of `empty-volume-seeded` for such a clinic goes through review like a refusal, so that it is
@@ -536,7 +543,7 @@ def _seed_requests(
             Transition.EMPTY_VOLUME_SEEDED,
             cid,
         )
-        for cid in sorted(clinics_with_data(previous, plan) & asked)
+        for cid in sorted(had & asked)
     ]
 
 

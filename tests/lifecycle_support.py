@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-from orca_test_support import Attempt, address_plan, attempt, clinic_doc, load_settings, program_config, write_yaml
+from orca_test_support import Attempt, address_plan, attempt, load_settings, program_config, site_clinic, write_yaml
 
 from tools.offline import Registered, Run, StackOutputs
 
@@ -27,27 +27,17 @@ def base_tenants(stack: str = "dev") -> dict[str, Any]:
     addr = address_plan(load_settings(stack))
     return {
         "clinics": [
-            clinic_doc(
+            site_clinic(
+                addr,
+                0,
                 "alpha-naika",
-                "small",
                 "32Gi",
-                sourceCidrs=[addr.vpn_cidrs[0]],
-                privateIp=addr.free_ips[0],
-                # A fixed privateIp is its own load balancer's: pinned, since prod's default is ingress-only.
-                frontDoor="loadbalancer",
                 restores=[
                     {"id": "r1", "fromSnapshot": SNAPSHOT_OF_FIRST_VOLUME},
                     {"id": "r2", "fromDump": "daily/alpha-naika/20261125T163000Z.dump"},
                 ],
             ),
-            clinic_doc(
-                "beta-geka",
-                "small",
-                "120Gi",
-                sourceCidrs=[addr.vpn_cidrs[1]],
-                privateIp=addr.free_ips[1],
-                frontDoor="loadbalancer",
-            ),
+            site_clinic(addr, 1, "beta-geka", "120Gi"),
         ],
         "retiredClinicIds": ["gamma-old"],
     }

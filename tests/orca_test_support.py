@@ -101,29 +101,27 @@ def clinic_doc(cid: str, size: str = "small", volume: str = "32Gi", **fields: An
     return doc
 
 
+def site_clinic(addr: AddressPlan, site: int, cid: str, volume: str, **fields: Any) -> dict[str, Any]:
+    """A small clinic on VPN site `site` with that site's own private IP. A fixed privateIp belongs to a clinic's own
+    load balancer: pinned, since prod's default front door is ingress-only."""
+    return clinic_doc(
+        cid,
+        "small",
+        volume,
+        sourceCidrs=[addr.vpn_cidrs[site]],
+        privateIp=addr.free_ips[site],
+        frontDoor="loadbalancer",
+        **fields,
+    )
+
+
 def two_clinics(addr: AddressPlan) -> dict[str, Any]:
     """A small, valid tenants document for the stack whose addresses are `addr` (two small clinics: a larger mix would
     miss the dev stack's density target of 20 per node, which is not what these tests are about)."""
     return {
         "clinics": [
-            # A fixed privateIp belongs to a clinic's own load balancer: pinned, since prod's default is ingress-only.
-            clinic_doc(
-                "alpha-naika",
-                "small",
-                "32Gi",
-                sourceCidrs=[addr.vpn_cidrs[0]],
-                privateIp=addr.free_ips[0],
-                frontDoor="loadbalancer",
-            ),
-            clinic_doc(
-                "beta-geka",
-                "small",
-                "64Gi",
-                sourceCidrs=[addr.vpn_cidrs[1]],
-                privateIp=addr.free_ips[1],
-                hostname=f"beta.{addr.zone}",
-                frontDoor="loadbalancer",
-            ),
+            site_clinic(addr, 0, "alpha-naika", "32Gi"),
+            site_clinic(addr, 1, "beta-geka", "64Gi", hostname=f"beta.{addr.zone}"),
         ],
         "retiredClinicIds": ["gamma-old"],
     }

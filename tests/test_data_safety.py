@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from orca_test_support import k8s_named
 
 from orca_platform import backup_plan
 from tools.offline import Registered, Run, run_program, stack_config
@@ -24,10 +25,8 @@ NS = f"orca-{CLINIC}"
 SUSPENDED = "test-midori"
 
 
-def _named(run: Run, kind: str, ns: str | None, name: str) -> Registered:
-    found = [r for r in run.k8s(kind, ns) if r.inputs["metadata"]["name"] == name]
-    assert len(found) == 1, f"{kind} {ns}/{name}: {len(found)} registered"
-    return found[0]
+# Exactly one object of that kind, namespace and name (orca_test_support).
+_named = k8s_named
 
 
 def _pod(obj: Registered) -> dict[str, Any]:

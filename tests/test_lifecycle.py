@@ -26,7 +26,7 @@ from lifecycle_support import (
     section,
     urns,
 )
-from orca_test_support import address_plan, clinic_doc, load_settings
+from orca_test_support import address_plan, clinic_doc, k8s_named, load_settings
 
 from tools.offline import Run, StackOutputs
 
@@ -540,14 +540,7 @@ def test_every_row_of_the_readme_transition_table_names_a_test() -> None:
 
 
 def _seed_policy(run: Run, clinic_id: str) -> str:
-    (found,) = [
-        r
-        for r in run.resources
-        if r.type == "kubernetes:core/v1:ConfigMap"
-        and r.inputs["metadata"]["name"] == "orca-seed-policy"
-        and r.inputs["metadata"]["namespace"] == f"orca-{clinic_id}"
-    ]
-    value: str = found.inputs["data"]["EXPECT_DATA"]
+    value: str = k8s_named(run, "ConfigMap", f"orca-{clinic_id}", "orca-seed-policy").inputs["data"]["EXPECT_DATA"]
     return value
 
 

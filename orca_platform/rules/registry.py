@@ -54,8 +54,8 @@ class Violation:
         }
 
 
-ResourceCheck = Callable[[ResourceView, RuleContext], Iterable[Finding | str]]
-StackCheck = Callable[[Sequence[ResourceView], RuleContext], Iterable[Finding]]
+# A rule's check: (view, context) for a resource rule, (views, context) for a stack rule; messages or findings.
+Check = Callable[..., Iterable[Finding | str]]
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class Rule:
     why: str
     enforcement: Enforcement
     scope: Scope
-    check: Callable[..., Iterable[Finding | str]]
+    check: Check
     at_preview: bool = True
     what: str = ""
     domain: str = ""
@@ -95,7 +95,6 @@ class Rule:
 
 
 RULES: list[Rule] = []
-Check = Callable[..., Iterable[Finding | str]]
 
 
 @dataclass(frozen=True)

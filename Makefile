@@ -7,6 +7,8 @@ PY := $(VENV)/bin/python
 SCAN_VENV := .venv-scan
 # barman-cloud for the point-in-time recovery tests: the tools image's pins (images/tools/requirements.txt).
 BARMAN_VENV := .venv-barman
+# Debian's Python, not a per-user one: the sidecars run as the postgres user, who must be able to run it.
+BARMAN_PYTHON ?= /usr/bin/python3
 STACK ?= dev
 TENANTS ?=
 OUT ?= build/synth/$(STACK)
@@ -57,7 +59,10 @@ $(BARMAN_VENV)/.installed: images/tools/requirements.txt
 	@command -v pg_config >/dev/null 2>&1 && command -v gcc >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends libpq-dev gcc \
 		python3-dev; }
-	$(PYTHON) -m venv $(BARMAN_VENV)
+	@test -x $(BARMAN_PYTHON) && $(BARMAN_PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends python3 python3-venv; }
+	rm -rf $(BARMAN_VENV)
+	$(BARMAN_PYTHON) -m venv $(BARMAN_VENV)
 	$(BARMAN_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(BARMAN_VENV)/bin/python -m pip install --quiet -r images/tools/requirements.txt
 	touch $@

@@ -113,3 +113,9 @@ def check_target(text: str, window: Sequence[Interval], gaps: Iterable[Gap], now
         return target
     spans = "; ".join(str(i) for i in window) or "none (no base backup with its archived WAL yet)"
     raise TargetRefusedError(f"{text} is outside the restorable window: {spans}")
+
+
+def recovery_time(target: dt.datetime) -> str:
+    """The target as the restore scripts take it: UTC with a numeric offset. PostgreSQL's recovery_target_time
+    refuses a zone abbreviation such as 'Z' (measured with 15: "invalid value for parameter")."""
+    return _aware(target, "target").astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")

@@ -12,9 +12,7 @@ as ORCA's is. Timings are printed (pytest -s) and are upper bounds on a shared 2
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,16 +23,21 @@ import pytest
 from orca_platform.backup import pitr
 from orca_platform.backup.window import (
     BaseBackup,
-    Gap,
     TargetRefusedError,
+    backups_from_barman,
     check_target,
+    gap_from_record,
     recovery_time,
     restorable_window,
 )
 from tests import azurite, pg_pod
 
 REASON = pg_pod.requirement() or azurite.requirement()
-pytestmark = pytest.mark.skipif(REASON is not None, reason=f"PITR tests with real parts skipped: {REASON}")
+pytestmark = [
+    pytest.mark.skipif(REASON is not None, reason=f"PITR tests with real parts skipped: {REASON}"),
+    # One worker runs the module: its emulator and archive are shared (pytest-xdist --dist loadgroup).
+    pytest.mark.xdist_group("pitr"),
+]
 
 CLINIC = "test-sakura"
 CONTAINER = "pitr"
@@ -42,7 +45,7 @@ SOURCE = "orca-state"  # the clinic's first volume generation: its archive's ser
 ROWS_BEFORE = 3000
 ROWS_AFTER = 1200
 # Small intervals, so the suite is quick; the production defaults are 60 s (PitrSettings).
-FAST = {"archive_timeout_seconds": 5, "heartbeat_seconds": 3, "poll_seconds": 1}
+FAST = {"archive_timeout_seconds": 5, "heartbeat_seconds": 3, "poll_seconds": 1, "ship_timeout_seconds": 8}
 
 
 def _settings(version: str, **extra: int) -> pitr.PitrSettings:
@@ -198,29 +201,19 @@ def _archived_past(gen: Generation, moment: str, timeout: float = 90) -> float:
 
 
 def _backups(gen: Generation, server: str) -> list[BaseBackup]:
-    out = (
-        gen.as_postgres(
-            [
-                "barman-cloud-backup-list",
-                "--cloud-provider",
-                pitr.CLOUD_PROVIDER,
-                "--format",
-                "json",
-                gen.az.url(CONTAINER, CLINIC),
-                server,
-            ],
-            gen.sidecar_env(),
-        )
-        .ok()
-        .out
+    listing = gen.as_postgres(
+        [
+            "barman-cloud-backup-list",
+            "--cloud-provider",
+            pitr.CLOUD_PROVIDER,
+            "--format",
+            "json",
+            gen.az.url(CONTAINER, CLINIC),
+            server,
+        ],
+        gen.sidecar_env(),
     )
-    found = []
-    for b in json.loads(out)["backups_list"]:
-        if b.get("status") == "DONE":
-            begin = dt.datetime.strptime(b["begin_time"], "%a %b %d %H:%M:%S %Y").replace(tzinfo=dt.UTC)
-            end = dt.datetime.strptime(b["end_time"], "%a %b %d %H:%M:%S %Y").replace(tzinfo=dt.UTC)
-            found.append(BaseBackup(b["backup_id"], begin, end))
-    return found
+    return backups_from_barman(listing.ok().out)
 
 
 def _restore(source: Generation, name: str, target: str, scripts: dict[str, str] | None = None) -> Generation:
@@ -237,7 +230,9 @@ def _restore(source: Generation, name: str, target: str, scripts: dict[str, str]
     gen.background("wal-server.sh", env)
     try:
         gen.pod.raw(
-            ["/bin/sh", str(gen.scripts / "recover.sh")], gen.env(TARGET_TIME=env["TARGET_TIME"], RESTORE_ID=name), timeout=300
+            ["/bin/sh", str(gen.scripts / "recover.sh")],
+            gen.env(TARGET_TIME=env["TARGET_TIME"], RESTORE_ID=name),
+            timeout=300,
         ).ok()
     finally:
         gen.stop_background("wal-server.sh")
@@ -298,13 +293,11 @@ def archive(ws: pg_pod.Workspace, az: azurite.Azurite) -> Archive:
     _insert(source, ROWS_AFTER, "after")
     after = _now(source)
     timings["commit to archived (no manual switch)"] = _archived_past(source, after)
-    return Archive(
-        source=source,
-        target=target,
-        sum_before=source.psql(f"SELECT sum(points) FROM receipts WHERE id <= {ROWS_BEFORE}"),
-        count_before=ROWS_BEFORE,
-        timings=timings,
-    )
+    sum_before = source.psql(f"SELECT sum(points) FROM receipts WHERE id <= {ROWS_BEFORE}")  # noqa: S608
+    # The archive is complete: the source stops, so it stops adding segments for the restores to replay.
+    source.stop_background("ship-wal.sh")
+    source.pg("stop")
+    return Archive(source, target, sum_before, ROWS_BEFORE, timings)
 
 
 def test_a_restore_to_t_gives_exactly_the_rows_before_t(archive: Archive) -> None:
@@ -360,7 +353,9 @@ def test_a_restore_that_ignores_the_target_is_caught(archive: Archive) -> None:
 
 def test_the_window_of_the_archive_admits_t_and_refuses_the_future(archive: Archive) -> None:
     source = archive.source
-    window = restorable_window(_backups(source, source.name), [], _utc(source.shipper_value("archived-until")))
+    backups = _backups(source, source.name)
+    window = restorable_window(backups, [], _utc(source.shipper_value("archived-until")))
+    assert window[0].start == backups[0].end
     assert len(window) == 1
     now = dt.datetime.now(dt.UTC)
     assert check_target(archive.target, window, [], now) == _utc(archive.target)
@@ -368,3 +363,181 @@ def test_the_window_of_the_archive_admits_t_and_refuses_the_future(archive: Arch
         check_target((now + dt.timedelta(hours=1)).isoformat(), window, [], now)
     with pytest.raises(TargetRefusedError, match="outside the restorable window"):
         check_target((window[0].start - dt.timedelta(minutes=5)).isoformat(), window, [], now)
+
+
+# --- the object store away -----------------------------------------------------------------------------------------
+
+
+def _wal_files(gen: Generation) -> list[str]:
+    return sorted(p.name for p in gen.spool.glob("[0-9A-F]*"))
+
+
+def _metric(gen: Generation, name: str) -> float:
+    for line in (gen.shipper / pitr.METRICS_FILE).read_text().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in the shipper's metrics")
+
+
+def _switch(gen: Generation, times: int) -> None:
+    for i in range(times):
+        _insert(gen, 50, f"outage{i}")
+        gen.psql("SELECT pg_switch_wal()")
+
+
+def test_an_outage_keeps_committing_drains_after_and_past_the_cap_is_a_recorded_gap(
+    ws: pg_pod.Workspace, az: azurite.Azurite
+) -> None:
+    version = pg_pod.server_version()
+    assert version is not None
+    # A spool of ten 16 MB segments: a short outage fits in it, a long one does not.
+    settings = _settings(version, spool_cap_mb=160)
+    gen = _generation(ws, az, "orca-state-outage", settings, pitr.scripts(settings))
+    _serve(gen)
+    _create_database(gen)
+    _wait("first base backup", lambda: bool(gen.shipper_value("last-base")), 60, lambda: gen.log("ship-wal.sh"))
+
+    # A short outage: PostgreSQL commits on, the spool holds the backlog, failed attempts are counted.
+    az.stop()
+    _switch(gen, 2)
+    assert int(gen.psql("SELECT count(*) FROM receipts")) == 100
+    _wait(
+        "a failed attempt counted",
+        lambda: _metric(gen, pitr.METRIC_ARCHIVE_FAILURES) > 0,
+        30,
+        lambda: gen.log("ship-wal.sh")[-2000:],
+    )
+    backlog = len(_wal_files(gen))
+    assert backlog >= 2, "the backlog waits in the spool"
+    az.start()
+    drained = _wait("backlog drained", lambda: not _wal_files(gen), 60, lambda: gen.log("ship-wal.sh")[-2000:])
+    assert not list(gen.spool.glob("gaps/*")), "a short outage leaves no gap"
+
+    # A long outage: past the cap the WAL is let go and a gap recorded; the server never stops or fills the volume.
+    before_gap = _now(gen)
+    time.sleep(1.1)
+    az.stop()
+    _switch(gen, 12)
+    assert (gen.spool / "gaps" / "open").exists(), "the gap is recorded"
+    assert int(gen.psql("SELECT count(*) FROM receipts")) == 100 + 12 * 50
+    assert gen.psql("SELECT failed_count FROM pg_stat_archiver") == "0", "archive_command never failed"
+    assert sum(p.stat().st_size for p in gen.spool.glob("[0-9A-F]*")) <= settings.spool_cap_mb * 1024 * 1024
+    _wait("gap metric", lambda: _metric(gen, pitr.METRIC_GAP_OPEN) == 1, 30)
+    in_gap = _now(gen)
+    az.start()
+    # Drained, then a new base backup closes the gap.
+    _wait("gap closed", lambda: bool(list(gen.spool.glob("gaps/closed-*"))), 120, lambda: gen.log("ship-wal.sh"))
+    after_gap = _now(gen)
+    _archived_past(gen, after_gap)
+    (record,) = gen.spool.glob("gaps/closed-*")
+    gap = gap_from_record(record.read_text())
+    assert gap.end is not None and gap.start <= _utc(in_gap) < gap.end
+    window = restorable_window(_backups(gen, gen.name), [gap], _utc(gen.shipper_value("archived-until")))
+    now = dt.datetime.now(dt.UTC)
+    assert check_target(before_gap, window, [gap], now)
+    assert check_target(gen.shipper_value("archived-until"), window, [gap], now), "restorable after the gap"
+    with pytest.raises(TargetRefusedError, match="inside a gap"):
+        check_target(in_gap, window, [gap], now)
+    spans = "; ".join(str(i) for i in window)
+    print(f"\nPITR outage: a backlog of {backlog} segments drained {drained:.1f} s after the store returned; {spans}")
+    gen.stop_background("ship-wal.sh")
+    gen.pg("stop")
+
+
+# --- mutations of the rendered scripts ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mutated", [False, True], ids=["rendered", "archive_timeout-removed"])
+def test_archive_timeout_spools_light_writes_without_a_manual_switch(
+    ws: pg_pod.Workspace, az: azurite.Azurite, mutated: bool
+) -> None:
+    version = pg_pod.server_version()
+    assert version is not None
+    settings = _settings(version)
+    rendered = pitr.scripts(settings)
+    conf = rendered["archive.conf"]
+    if mutated:
+        conf = "\n".join(line for line in conf.splitlines() if not line.startswith("archive_timeout")) + "\n"
+        assert conf != rendered["archive.conf"]
+    gen = _generation(ws, az, f"orca-state-timeout-{mutated}", settings, {**rendered, "archive.conf": conf})
+    gen.pod.raw(["/bin/sh", str(gen.scripts / "install-archive.sh")], gen.env()).ok()
+    gen.pg("start")
+    _create_database(gen)
+    # The sidecar's first heartbeat on a server it has not seen (it wakes the checkpointer; see pitr.HEARTBEAT).
+    gen.as_postgres(["python3", str(gen.scripts / "heartbeat.py"), str(gen.work / "seen")], gen.sidecar_env()).ok()
+    already = set(_wal_files(gen))
+    # A light load (as the heartbeat is on an idle server): a row a second, never 16 MB of WAL.
+    deadline = time.monotonic() + 2 * settings.archive_timeout_seconds + 2
+    while time.monotonic() < deadline and not set(_wal_files(gen)) - already:
+        _insert(gen, 1, "light")
+        time.sleep(1)
+    spooled = set(_wal_files(gen)) - already
+    gen.pg("stop")
+    if mutated:
+        assert not spooled, "without archive_timeout the commits wait for 16 MB of WAL"
+    else:
+        assert spooled, "the commits are in the spool within archive_timeout"
+
+
+CUT_COPY = """#!/bin/sh
+# cp as a crash sees it: half the file written, then the process gone.
+size=$(wc -c < "$1")
+head -c $((size / 2)) "$1" > "$2"
+exit 1
+"""
+
+
+@pytest.mark.parametrize("mutated", [False, True], ids=["rendered", "spool-write-not-atomic"])
+def test_a_spool_write_cut_short_leaves_no_partial_segment(
+    ws: pg_pod.Workspace, az: azurite.Azurite, mutated: bool
+) -> None:
+    version = pg_pod.server_version()
+    assert version is not None
+    settings = _settings(version)
+    rendered = pitr.scripts(settings)
+    spool = rendered["spool-wal.sh"]
+    if mutated:
+        spool = spool.replace('cp "$src" "$tmp"', 'cp "$src" "$final"')
+        assert spool != rendered["spool-wal.sh"]
+    gen = _generation(ws, az, f"orca-state-atomic-{mutated}", settings, {**rendered, "spool-wal.sh": spool})
+    gen.pod.raw(["/bin/sh", str(gen.scripts / "install-archive.sh")], gen.env()).ok()
+    segment = gen.work / "000000010000000000000007"
+    segment.write_bytes(bytes(range(256)) * 4096)
+    other = gen.work / "other"
+    other.write_bytes(b"x" * (256 * 4096))
+    cut = ws.directory(gen.name, "cut-bin")
+    (cut / "cp").write_text(CUT_COPY, encoding="utf-8")
+    (cut / "cp").chmod(0o755)
+    command = f"{settings.conf_dir}/{pitr.SPOOL_COMMAND}"
+
+    def archive(src: Path, path: str) -> pg_pod.Result:
+        env = {"PATH": f"{path}:/usr/sbin:/usr/bin:/sbin:/bin"}
+        return gen.pod.raw(
+            [
+                "setpriv",
+                "--reuid=postgres",
+                "--regid=postgres",
+                "--init-groups",
+                "/bin/sh",
+                command,
+                str(src),
+                segment.name,
+            ],
+            env,
+        )
+
+    crashed = archive(segment, str(cut))
+    assert crashed.code != 0
+    final = gen.spool / segment.name
+    if mutated:
+        assert final.exists() and final.stat().st_size < segment.stat().st_size, "a partial segment is spooled"
+        retry = archive(segment, "")
+        assert retry.code != 0 and "REFUSED" in retry.err, "and archiving is stuck on it"
+        return
+    assert not final.exists(), "the shipper never sees a partial segment"
+    archive(segment, "").ok()
+    assert final.read_bytes() == segment.read_bytes()
+    assert "already spooled" in archive(segment, "").ok().out, "a retry of the same segment is a no-op"
+    refused = archive(other, "")
+    assert refused.code != 0 and "REFUSED" in refused.err, "other contents under the same name are refused"
+    assert final.read_bytes() == segment.read_bytes()

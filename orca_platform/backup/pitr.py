@@ -46,10 +46,13 @@ class PitrSettings:
 
     postgres_version: str
     archive_timeout_seconds: int = 60
-    heartbeat_seconds: int = 60
+    heartbeat_seconds: int = 30
     spool_cap_mb: int = 4096
     base_backup_hours: int = 24
     poll_seconds: int = 5
+    # One WAL upload's limit: the Azure SDK retries an unreachable endpoint for minutes, and a shipper stuck in one
+    # call would neither heartbeat nor report its failures.
+    ship_timeout_seconds: int = 60
     recovery_timeout_seconds: int = 3600
 
     def __post_init__(self) -> None:
@@ -57,6 +60,9 @@ class PitrSettings:
             raise ValueError("archive_timeout must be 1..60 s: it bounds the WAL a lost volume takes with it")
         if self.heartbeat_seconds < 1 or self.poll_seconds < 1 or self.base_backup_hours < 1:
             raise ValueError("heartbeat, poll and base-backup intervals must be positive")
+        # A commit to stop at in every archive_timeout: the archived-until time then trails by one at most.
+        if self.heartbeat_seconds > self.archive_timeout_seconds:
+            raise ValueError("the heartbeat must come at least every archive_timeout")
         # Two 16 MB segments at least: below that every segment would be a gap.
         if self.spool_cap_mb < 32:
             raise ValueError("the spool cap must hold at least two WAL segments (32 MB)")
@@ -159,13 +165,12 @@ echo "archive: WAL archiving of $CLINIC set up (spool $spool)"
 # AZURE_STORAGE_CONNECTION_STRING (barman/cloud_providers/azure_blob_storage.py, _reinit_session).
 _CLOUD = f"""\
 cloud() {{
-  tool=$1
-  shift
-  if [ -n "${{AZURE_CREDENTIAL:-}}" ]; then
-    "$tool" --cloud-provider {CLOUD_PROVIDER} --azure-credential "$AZURE_CREDENTIAL" "$@"
-  else
-    "$tool" --cloud-provider {CLOUD_PROVIDER} "$@"
-  fi
+  limit=$1
+  tool=$2
+  shift 2
+  set -- --cloud-provider {CLOUD_PROVIDER} "$@"
+  if [ -n "${{AZURE_CREDENTIAL:-}}" ]; then set -- --azure-credential "$AZURE_CREDENTIAL" "$@"; fi
+  timeout "$limit" "$tool" "$@"
 }}
 """
 
@@ -178,7 +183,7 @@ def base_backup_script(s: PitrSettings) -> str:
         + _CLOUD
         + """\
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-cloud barman-cloud-backup --gzip --immediate-checkpoint "$ARCHIVE_URL" "$SERVER_NAME"
+cloud 86400 barman-cloud-backup --gzip --immediate-checkpoint "$ARCHIVE_URL" "$SERVER_NAME"
 echo "base-backup: $SERVER_NAME of $CLINIC stored (started $started)"
 """
     )
@@ -205,20 +210,8 @@ last_beat=0
 put() {{ printf '%s\\n' "$2" > "$state/.$1.tmp"; mv "$state/.$1.tmp" "$state/$1"; }}
 get() {{ cat "$state/$1" 2>/dev/null || echo "$2"; }}
 epoch() {{ date -u -d "$1" +%s; }}
-# A committed transaction with a transaction id: its commit record carries a time recovery can stop at, and its
-# WAL makes archive_timeout switch the segment, so an idle server is archived too (and never looks stale).
 heartbeat() {{
-  python3 -c '
-import datetime
-import psycopg2
-conn = psycopg2.connect(dbname="postgres")
-cur = conn.cursor()
-cur.execute("SELECT pg_current_xact_id(), now()")
-stamp = cur.fetchone()[1].astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-conn.commit()
-cur.execute("SELECT pg_walfile_name(pg_current_wal_lsn())")
-print(cur.fetchone()[0], stamp)
-' >> "$state/heartbeats"
+  python3 "$SCRIPTS/heartbeat.py" "$state/postmaster-start" >> "$state/heartbeats"
 }}
 # The newest heartbeat whose WAL file has been shipped: the archive holds every commit up to its time.
 advance() {{
@@ -271,7 +264,7 @@ while :; do
   for f in "$spool"/[0-9A-F]*; do
     if [ ! -e "$f" ]; then break; fi
     name=${{f##*/}}
-    if cloud barman-cloud-wal-archive --gzip "$ARCHIVE_URL" "$SERVER_NAME" "$f"; then
+    if cloud {s.ship_timeout_seconds} barman-cloud-wal-archive --gzip "$ARCHIVE_URL" "$SERVER_NAME" "$f"; then
       rm -f "$f"
       put last-shipped "$name"
       case "$name" in *.history | *.backup) ;; *) advance "$name" ;; esac
@@ -308,6 +301,38 @@ while :; do
 done
 """
     )
+
+
+# The sidecar's heartbeat (python3 with psycopg2, barman's own dependency), as the postgres user over the socket.
+# A committed transaction with a transaction id: its commit record carries a time recovery can stop at, and its WAL
+# makes archive_timeout switch the segment, so an idle server is archived too and never looks stale. Prints the WAL
+# file of the commit and its time. On a server it has not seen yet it first asks for a CHECKPOINT: PostgreSQL 15's
+# checkpointer starts while recovery is still running, takes no account of archive_timeout in its first sleep and
+# sleeps up to checkpoint_timeout (measured here: no switch for 5 min after a start, a switch every archive_timeout
+# once a checkpoint had woken it; postgres/postgres src/backend/postmaster/checkpointer.c, CheckpointerMain).
+HEARTBEAT = """\
+import datetime
+import pathlib
+import sys
+
+import psycopg2
+
+seen = pathlib.Path(sys.argv[1])
+conn = psycopg2.connect(dbname="postgres")
+conn.autocommit = True
+cur = conn.cursor()
+cur.execute("SELECT pg_postmaster_start_time()::text")
+started = cur.fetchone()[0]
+if not seen.exists() or seen.read_text() != started:
+    cur.execute("CHECKPOINT")
+    seen.write_text(started)
+conn.autocommit = False
+cur.execute("SELECT pg_current_xact_id(), now()")
+stamp = cur.fetchone()[1].astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+conn.commit()
+cur.execute("SELECT pg_walfile_name(pg_current_wal_lsn())")
+print(cur.fetchone()[0], stamp)
+"""
 
 
 def fetch_wal_script(s: PitrSettings) -> str:
@@ -348,7 +373,7 @@ while :; do
     name=${{name%.want}}
     rm -f "$dir/$name.part"
     rc=0
-    cloud barman-cloud-wal-restore "$SOURCE_URL" "$SOURCE_SERVER" "$name" "$dir/$name.part" || rc=$?
+    cloud 600 barman-cloud-wal-restore "$SOURCE_URL" "$SOURCE_SERVER" "$name" "$dir/$name.part" || rc=$?
     if [ "$rc" = 0 ]; then
       mv "$dir/$name.part" "$dir/$name.ready"
       rm -f "$want"
@@ -379,7 +404,7 @@ if [ -e "$marker" ]; then echo "restore $RESTORE_ID already applied"; exit 0; fi
 if [ ! -f "$pgdata/PG_VERSION" ]; then echo "pitr: $pgdata is not a seeded cluster" >&2; exit 1; fi
 rm -rf "$pgdata.pitr"
 mkdir -m 0700 "$pgdata.pitr"
-cloud barman-cloud-restore --target-time "$TARGET_TIME" "$SOURCE_URL" "$SOURCE_SERVER" auto "$pgdata.pitr"
+cloud 86400 barman-cloud-restore --target-time "$TARGET_TIME" "$SOURCE_URL" "$SOURCE_SERVER" auto "$pgdata.pitr"
 rm -rf "$pgdata.seeded"
 mv "$pgdata" "$pgdata.seeded"
 mv "$pgdata.pitr" "$pgdata"
@@ -439,6 +464,7 @@ def scripts(s: PitrSettings) -> dict[str, str]:
         "spool-wal.sh": spool_script(s),
         "install-archive.sh": install_script(s),
         "ship-wal.sh": shipper_script(s),
+        "heartbeat.py": HEARTBEAT,
         "base-backup.sh": base_backup_script(s),
         "fetch-wal.sh": fetch_wal_script(s),
         "wal-server.sh": wal_server_script(s),

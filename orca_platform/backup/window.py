@@ -9,6 +9,7 @@ first. A backup begun inside a gap is unusable: the WAL from its start was let g
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -119,3 +120,26 @@ def recovery_time(target: dt.datetime) -> str:
     """The target as the restore scripts take it: UTC with a numeric offset. PostgreSQL's recovery_target_time
     refuses a zone abbreviation such as 'Z' (measured with 15: "invalid value for parameter")."""
     return _aware(target, "target").astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
+
+
+def backups_from_barman(listing: str) -> list[BaseBackup]:
+    """The completed base backups in `barman-cloud-backup-list --format json`: its `*_time_iso` fields carry the
+    offset (`*_time` are ctime, without one: barman/infofile.py, BackupInfo.to_json)."""
+    found = []
+    for b in json.loads(listing).get("backups_list", []):
+        if b.get("status") == "DONE" and b.get("begin_time_iso") and b.get("end_time_iso"):
+            begin = _aware(dt.datetime.fromisoformat(b["begin_time_iso"]), "begin_time_iso")
+            end = _aware(dt.datetime.fromisoformat(b["end_time_iso"]), "end_time_iso")
+            found.append(BaseBackup(str(b["backup_id"]), begin, end))
+    return found
+
+
+def gap_from_record(text: str) -> Gap:
+    """A gap as the spool records it (`start=`, `first=`, `end=` lines, UTC; no `end` while it is open)."""
+    fields = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    end = fields.get("end")
+    return Gap(
+        start=_aware(dt.datetime.fromisoformat(fields["start"]), "gap start"),
+        end=_aware(dt.datetime.fromisoformat(end), "gap end") if end else None,
+        first_wal=fields.get("first", ""),
+    )

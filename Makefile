@@ -109,13 +109,14 @@ deb-postgres: ## PostgreSQL (apt package postgresql) for the real-database tests
 	fi
 
 # The checkov and promtool tests call the scan virtualenv and promtool, the policy-pack tests the pack's own venv,
-# the shell tests shellcheck, the real-database tests PostgreSQL: all first, so they run, not skip, on a fresh clone.
+# the shell tests shellcheck, the real-database tests PostgreSQL, the PITR tests barman-cloud and Azurite: all first,
+# so they run, not skip, on a fresh clone.
 # One worker per CPU (pytest-xdist). Tests keep to their own tmp_path; the two that touch the project directory
 # itself (one writes a stack file there, one copies the tree) share the xdist_group "project-dir", which loadgroup
 # runs on one worker, one after the other.
 PYTEST_WORKERS ?= auto
 
-unit: venv scan-venv policy-venv deb-shellcheck deb-promtool deb-postgres ## [PYTEST_WORKERS=] the unit tests (pytest, one worker per CPU)
+unit: venv scan-venv policy-venv deb-shellcheck deb-promtool deb-postgres barman-venv npm-azurite ## [PYTEST_WORKERS=] the unit tests (pytest, one worker per CPU)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 # Schema validation, security scan, isolation proof, shellcheck and alert rules (promtool) over both sample stacks

@@ -431,6 +431,9 @@ def test_an_outage_keeps_committing_drains_after_and_past_the_cap_is_a_recorded_
     _archived_past(gen, after_gap)
     (record,) = gen.spool.glob("gaps/closed-*")
     gap = gap_from_record(record.read_text())
+    # The record reaches the archive, beside the generation's WAL.
+    in_archive = f"{CLINIC}/{gen.name}/gaps/{record.name}"
+    _wait("gap record archived", lambda: in_archive in az.blobs(CONTAINER, f"{CLINIC}/{gen.name}/gaps/"), 30)
     assert gap.end is not None and gap.start <= _utc(in_gap) < gap.end
     window = restorable_window(_backups(gen, gen.name), [gap], _utc(gen.shipper_value("archived-until")))
     now = dt.datetime.now(dt.UTC)

@@ -160,5 +160,6 @@ def test_every_rendered_pitr_script_passes_shellcheck() -> None:
     assert shell_scripts.check(scripts) == []
 
 
-def test_the_heartbeat_is_valid_python() -> None:
+def test_the_python_steps_are_valid_python() -> None:
     compile(pitr.HEARTBEAT, "heartbeat.py", "exec")
+    compile(pitr.PUT_RECORD, "put-record.py", "exec")

@@ -237,7 +237,7 @@ write_metrics() {{
   open=0
   if [ -e "$spool/gaps/open" ]; then open=1; fi
   gaps=0
-  for g in "$spool"/gaps/*; do if [ -e "$g" ]; then gaps=$((gaps + 1)); fi; done
+  for g in "$spool"/gaps/open "$spool"/gaps/closed-*; do if [ -e "$g" ]; then gaps=$((gaps + 1)); fi; done
   cat > "$metrics/.{METRICS_FILE}.tmp" <<METRICS
 # TYPE {METRIC_ARCHIVED_UNTIL} gauge
 {METRIC_ARCHIVED_UNTIL} $until_s
@@ -296,6 +296,17 @@ while :; do
       base_failures=$((base_failures + 1))
     fi
   fi
+  # Closed gaps go to the archive too, beside the WAL: the window of a generation can be read from the archive
+  # alone (its volume may be gone or in use).
+  for g in "$spool"/gaps/closed-*; do
+    if [ ! -e "$g" ]; then break; fi
+    record=${{g##*/}}
+    if [ -e "$spool/gaps/shipped-$record" ]; then continue; fi
+    if timeout {s.ship_timeout_seconds} python3 "$SCRIPTS/put-record.py" "$ARCHIVE_URL" \
+      "$SERVER_NAME/gaps/$record" "$g"; then
+      touch "$spool/gaps/shipped-$record"
+    fi
+  done
   write_metrics
   sleep {s.poll_seconds}
 done
@@ -332,6 +343,39 @@ stamp = cur.fetchone()[1].astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%
 conn.commit()
 cur.execute("SELECT pg_walfile_name(pg_current_wal_lsn())")
 print(cur.fetchone()[0], stamp)
+"""
+
+
+# A small record (a closed gap) into the archive under the same prefix barman writes, with the same credentials:
+# DefaultAzureCredential against an Azure account URL, the connection string for the emulator's path-style URL
+# (as barman/cloud_providers/azure_blob_storage.py decides). Written once; the same bytes again are a no-op.
+PUT_RECORD = """\
+import os
+import sys
+from urllib.parse import urlparse
+
+from azure.core.exceptions import ResourceExistsError
+from azure.storage.blob import ContainerClient
+
+url, name, path = sys.argv[1:4]
+parsed = urlparse(url)
+parts = parsed.path.strip("/").split("/")
+if parsed.netloc.endswith(".blob.core.windows.net"):
+    from azure.identity import DefaultAzureCredential
+
+    container, prefix = parts[0], parts[1:]
+    client = ContainerClient(f"https://{parsed.netloc}", container, credential=DefaultAzureCredential())
+else:
+    container, prefix = parts[1], parts[2:]
+    client = ContainerClient.from_connection_string(os.environ["AZURE_STORAGE_CONNECTION_STRING"], container)
+blob = "/".join([*prefix, name])
+with open(path, "rb") as f:
+    data = f.read()
+try:
+    client.upload_blob(blob, data, overwrite=False)
+except ResourceExistsError:
+    if client.download_blob(blob).readall() != data:
+        sys.exit(f"put-record: {blob} exists with other contents")
 """
 
 
@@ -465,6 +509,7 @@ def scripts(s: PitrSettings) -> dict[str, str]:
         "install-archive.sh": install_script(s),
         "ship-wal.sh": shipper_script(s),
         "heartbeat.py": HEARTBEAT,
+        "put-record.py": PUT_RECORD,
         "base-backup.sh": base_backup_script(s),
         "fetch-wal.sh": fetch_wal_script(s),
         "wal-server.sh": wal_server_script(s),

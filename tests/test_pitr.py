@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from orca_platform import backup_plan
 from orca_platform.backup import pitr
 from orca_platform.backup.window import (
     BaseBackup,
@@ -30,6 +31,7 @@ from orca_platform.backup.window import (
     recovery_time,
     restorable_window,
 )
+from orca_platform.orca_image import SEED_MARKER
 from tests import azurite, pg_pod
 
 REASON = pg_pod.requirement() or azurite.requirement()
@@ -304,6 +306,14 @@ def test_a_restore_to_t_gives_exactly_the_rows_before_t(archive: Archive) -> Non
     begin = time.monotonic()
     restored = _restore(archive.source, "orca-state-r1", archive.target)
     seconds = time.monotonic() - begin
+    # The verification Job every restore passes before the Deployment switches (the seed container marked the
+    # new volume; the restore's marker says it completed).
+    restored.volume.mark_seeded(SEED_MARKER)
+    verify = restored.work / "verify.sh"
+    verify.write_text(backup_plan.verify_script(restored.settings.postgres_version), encoding="utf-8")
+    marker = ".orca-platform-restored-orca-state-r1"
+    env = restored.env(RESTORE_ID="orca-state-r1", RESTORE_MARKER=marker)
+    assert "holds a PostgreSQL" in restored.pod.raw(["/bin/sh", str(verify)], env).ok().out
     restored.pg("start")
     assert int(restored.psql("SELECT count(*) FROM receipts")) == archive.count_before
     assert restored.psql("SELECT sum(points) FROM receipts") == archive.sum_before

@@ -50,6 +50,11 @@ LB_ALLOWED_RANGES = f"{_AZURE_LB}/azure-allowed-ip-ranges"
 NO_LB_RULE = _AZURE_LB + "/port_{port}_no_lb_rule"
 NGINX_POLICIES = "nginx.org/policies"
 
+# --- Azure Workload Identity (azure/azure-workload-identity, "Service Account Labels and Annotations") ----------
+# Only pods with this label get the webhook's token; it goes to every container the annotation does not name (';').
+WORKLOAD_IDENTITY_USE_LABEL = "azure.workload.identity/use"
+WORKLOAD_IDENTITY_SKIP_CONTAINERS = "azure.workload.identity/skip-containers"
+
 # --- Pulumi Kubernetes provider annotations ----------------------------------------------------------------------
 
 SKIP_AWAIT = "pulumi.com/skipAwait"

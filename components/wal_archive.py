@@ -39,8 +39,12 @@ def archive_url(blob_url: pulumi.Input[str], clinic_id: str) -> pulumi.Output[st
     return pulumi.Output.from_input(blob_url).apply(lambda u: f"{u.rstrip('/')}/{ARCHIVE_CONTAINER}/{clinic_id}")
 
 
+def scripts(postgres_version: str) -> dict[str, str]:
+    return pitr.scripts(settings(postgres_version))
+
+
 def config_map_data(postgres_version: str, url: pulumi.Input[str]) -> dict[str, pulumi.Input[str]]:
-    data: dict[str, pulumi.Input[str]] = dict(pitr.scripts(settings(postgres_version)))
+    data: dict[str, pulumi.Input[str]] = dict(scripts(postgres_version))
     data[ARCHIVE_URL_KEY] = url
     return data
 

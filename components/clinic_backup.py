@@ -451,7 +451,7 @@ class ClinicBackup(pulumi.ComponentResource):
             "RESTORE_ID": restore.id,
             "TARGET_TIME": target,
             "SOURCE_SERVER": p.clinic.archive_source(restore),
-            "AZURE_CREDENTIAL": "default",
+            "AZURE_AUTH_MODE": "default",
         }
         seed = seed_container(p.image, expect_data=False)
         source_url = k8s.core.v1.EnvVarArgs(name="SOURCE_URL", value=wal_archive.archive_url(a.target.blob_url, p.id))

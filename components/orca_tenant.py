@@ -24,6 +24,7 @@ from orca_platform.conventions import (
     ROLE_LABEL,
     SKIP_AWAIT,
     TIMEOUT_SECONDS,
+    WAL_METRICS_PORT,
 )
 from orca_platform.ipnets import excluded_within
 from orca_platform.orca_image import EXPECT_DATA_ENV, startup_await_seconds, stop_script
@@ -437,6 +438,17 @@ class OrcaTenant(pulumi.ComponentResource):
                             )
                         ],
                         ports=orca_ports,
+                    ),
+                    # The cluster's Prometheus agents (kube-system) read the WAL shipper's metrics, nothing else.
+                    np.NetworkPolicyIngressRuleArgs(
+                        from_=[
+                            np.NetworkPolicyPeerArgs(
+                                namespace_selector=k8s.meta.v1.LabelSelectorArgs(
+                                    match_labels={NAMESPACE_NAME_LABEL: "kube-system"}
+                                )
+                            )
+                        ],
+                        ports=[np.NetworkPolicyPortArgs(protocol="TCP", port=WAL_METRICS_PORT)],
                     ),
                     *(
                         [

@@ -13,7 +13,13 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from orca_platform.backup import pitr
-from orca_platform.conventions import WORKLOAD_IDENTITY_SKIP_CONTAINERS, WORKLOAD_IDENTITY_USE_LABEL
+from orca_platform.conventions import (
+    PROMETHEUS_PORT,
+    PROMETHEUS_SCRAPE,
+    WAL_METRICS_PORT,
+    WORKLOAD_IDENTITY_SKIP_CONTAINERS,
+    WORKLOAD_IDENTITY_USE_LABEL,
+)
 from orca_platform.orca_image import STATE_ENV, STATE_MOUNT
 
 from .orca_pod import STATE_VOLUME
@@ -96,14 +102,17 @@ def shipper_container(
         image=tools_image,
         restart_policy="Always",
         command=["/bin/sh", f"{SCRIPTS_MOUNT}/ship-wal.sh"],
+        ports=[k8s.core.v1.ContainerPortArgs(name="wal-metrics", container_port=WAL_METRICS_PORT, protocol="TCP")],
         env=[
             _env("SCRIPTS", SCRIPTS_MOUNT),
             _env("CLINIC", clinic_id),
             _env("SERVER_NAME", generation),
             _env("PGHOST", "/run/postgresql"),
             _env("PGUSER", "postgres"),
-            _env("AZURE_CREDENTIAL", "default"),
+            _env("AZURE_AUTH_MODE", "default"),
             _env("HOME", "/tmp"),  # noqa: S108 - the pod's own emptyDir
+            _env("METRICS_DIR", "/tmp/orca-wal-metrics"),  # noqa: S108
+            _env("METRICS_PORT", str(WAL_METRICS_PORT)),
             k8s.core.v1.EnvVarArgs(
                 name="ARCHIVE_URL",
                 value_from=k8s.core.v1.EnvVarSourceArgs(
@@ -134,7 +143,13 @@ def shipper_container(
 
 def identity_metadata(token_free: list[str]) -> tuple[dict[str, str], dict[str, str]]:
     """(labels, annotations) that let the webhook give the clinic's identity to the shipper alone."""
-    return {WORKLOAD_IDENTITY_USE_LABEL: "true"}, {WORKLOAD_IDENTITY_SKIP_CONTAINERS: ";".join(token_free)}
+    annotations = {
+        WORKLOAD_IDENTITY_SKIP_CONTAINERS: ";".join(token_free),
+        # The shipper's metrics, for the WAL alerts (orca_platform/alerts.py).
+        PROMETHEUS_SCRAPE: "true",
+        PROMETHEUS_PORT: str(WAL_METRICS_PORT),
+    }
+    return {WORKLOAD_IDENTITY_USE_LABEL: "true"}, annotations
 
 
 def without_shipper_image(template: dict[str, Any]) -> dict[str, Any]:

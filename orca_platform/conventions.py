@@ -55,6 +55,10 @@ NGINX_POLICIES = "nginx.org/policies"
 WORKLOAD_IDENTITY_USE_LABEL = "azure.workload.identity/use"
 WORKLOAD_IDENTITY_SKIP_CONTAINERS = "azure.workload.identity/skip-containers"
 
+# --- managed Prometheus' pod-annotation scraping (Azure/prometheus-collector, podannotationnamespaceregex) --------
+PROMETHEUS_SCRAPE = "prometheus.io/scrape"
+PROMETHEUS_PORT = "prometheus.io/port"
+
 # --- Pulumi Kubernetes provider annotations ----------------------------------------------------------------------
 
 SKIP_AWAIT = "pulumi.com/skipAwait"
@@ -67,6 +71,9 @@ PATCH_FORCE = "pulumi.com/patchForce"
 GLSERVER_PORT = 8000  # glserver: monsiaj client (JSON-RPC over HTTP) and the HTTP API
 PUSH_PORT = 9400  # PUSH notifications (WebSocket /ws), unauthenticated: never beyond the clinic's own networks
 POSTGRES_PORT = 5432  # inside the pod only
+
+# The ORCA pod's WAL shipper serves its metrics here (orca_platform/backup/pitr.py).
+WAL_METRICS_PORT = 9187
 
 # --- markers the engine puts in property values ----------------------------------------------------------------
 

@@ -35,7 +35,7 @@ def requirement() -> str | None:
     return None
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
@@ -72,7 +72,7 @@ class Azurite:
             capture_output=True,
         )
         self.cert.chmod(0o644)
-        self.port = _free_port()
+        self.port = free_port()
         self._proc: subprocess.Popen[bytes] | None = None
         self.log = root / "azurite.log"
 

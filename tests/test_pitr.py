@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +80,7 @@ class Generation:
     volume: pg_pod.Volume
     pod: pg_pod.Pod
     settings: pitr.PitrSettings
+    metrics_port: int = 0
 
     @property
     def state(self) -> Path:
@@ -109,6 +111,8 @@ class Generation:
             PGUSER="postgres",
             ARCHIVE_URL=self.az.url(CONTAINER, CLINIC),
             SERVER_NAME=self.name,
+            METRICS_PORT=str(self.metrics_port),
+            METRICS_BIND="127.0.0.1",
             **self.az.env(),
             **extra,
         )
@@ -162,7 +166,7 @@ def _generation(
     pod.env["PGCLIENTENCODING"] = "UTF8"
     v = settings.postgres_version
     pod.raw(["pg_createcluster", "--locale=C", "--encoding=EUC_JP", v, "main"]).ok()
-    return Generation(ws, az, name, script_dir, work, volume, pod, settings)
+    return Generation(ws, az, name, script_dir, work, volume, pod, settings, azurite.free_port())
 
 
 def _serve(gen: Generation) -> None:
@@ -285,7 +289,7 @@ def archive(ws: pg_pod.Workspace, az: azurite.Azurite) -> Archive:
     timings["first base backup"] = _wait(
         "first base backup",
         lambda: bool(source.shipper_value("last-base")),
-        40,
+        180,
         lambda: source.log("ship-wal.sh")[-3000:],
     )
     _insert(source, ROWS_BEFORE, "before")
@@ -383,7 +387,11 @@ def _wal_files(gen: Generation) -> list[str]:
 
 
 def _metric(gen: Generation, name: str) -> float:
-    for line in (gen.shipper / pitr.METRICS_FILE).read_text().splitlines():
+    """A metric as the cluster's Prometheus reads it: GET /metrics from the sidecar (here on the host's loopback)."""
+    port = gen.sidecar_env()["METRICS_PORT"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    for line in text.splitlines():
         if line.startswith(name + " "):
             return float(line.split()[1])
     raise AssertionError(f"{name} not in the shipper's metrics")
@@ -405,7 +413,7 @@ def test_an_outage_keeps_committing_drains_after_and_past_the_cap_is_a_recorded_
     gen = _generation(ws, az, "orca-state-outage", settings, pitr.scripts(settings))
     _serve(gen)
     _create_database(gen)
-    _wait("first base backup", lambda: bool(gen.shipper_value("last-base")), 60, lambda: gen.log("ship-wal.sh"))
+    _wait("first base backup", lambda: bool(gen.shipper_value("last-base")), 180, lambda: gen.log("ship-wal.sh"))
 
     # A short outage: PostgreSQL commits on, the spool holds the backlog, failed attempts are counted.
     az.stop()

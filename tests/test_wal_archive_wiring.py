@@ -64,7 +64,7 @@ def test_the_shipper_is_a_native_sidecar_and_alone_gets_the_clinic_identity(prod
         assert shipper["restartPolicy"] == "Always", "a native sidecar: it outlives PostgreSQL's shutdown"
         assert shipper["securityContext"]["runAsUser"] == uid
         env = {e["name"]: e.get("value") for e in shipper["env"]}
-        assert env["AZURE_CREDENTIAL"] == "default" and env["SERVER_NAME"].startswith("orca-state")
+        assert env["AZURE_AUTH_MODE"] == "default" and env["SERVER_NAME"].startswith("orca-state")
         assert shipper["resources"]["requests"] == wal_archive.SHIPPER_REQUESTS
         assert template["metadata"]["labels"][WORKLOAD_IDENTITY_USE_LABEL] == "true"
         skipped = template["metadata"]["annotations"][WORKLOAD_IDENTITY_SKIP_CONTAINERS].split(";")
@@ -153,3 +153,28 @@ def test_a_point_in_time_restore_renders_a_new_generation_stopping_at_the_target
     server = k8s_named(run, "Deployment", ns, "orca").inputs["spec"]["template"]["spec"]
     shipper = next(c for c in server["initContainers"] if c["name"] == wal_archive.SHIPPER)
     assert {e["name"]: e.get("value") for e in shipper["env"]}["SERVER_NAME"] == "orca-state-r1"
+
+
+def test_archiving_is_watched_by_what_matters_from_the_shipper_s_metrics(prod: Run) -> None:
+    from orca_platform import alerts
+    from orca_platform.conventions import PROMETHEUS_PORT, PROMETHEUS_SCRAPE, WAL_METRICS_PORT
+
+    rules = {r.alert: r for r in alerts.wal_archive_rules()}
+    assert set(rules) == {"ClinicWalNotArchived", "ClinicWalArchiveFailing", "ClinicWalSpoolNearCap"}
+    # Not archived within archive_timeout + 5 minutes, at any hour (no opening-hours filter).
+    assert f"> {pitr.PitrSettings('15').archive_timeout_seconds + 300}" in rules["ClinicWalNotArchived"].expr
+    assert (
+        pitr.METRIC_ARCHIVED_UNTIL in rules["ClinicWalNotArchived"].expr
+        and "hour(" not in rules["ClinicWalNotArchived"].expr
+    )
+    assert pitr.METRIC_ARCHIVE_FAILURES in rules["ClinicWalArchiveFailing"].expr
+    assert pitr.METRIC_GAP_OPEN in rules["ClinicWalSpoolNearCap"].expr
+    for ns in _clinic_namespaces(prod):
+        template = _pod(prod, ns)
+        annotations = template["metadata"]["annotations"]
+        assert annotations[PROMETHEUS_SCRAPE] == "true" and annotations[PROMETHEUS_PORT] == str(WAL_METRICS_PORT)
+        shipper = next(c for c in template["spec"]["initContainers"] if c["name"] == wal_archive.SHIPPER)
+        assert shipper["ports"][0]["containerPort"] == WAL_METRICS_PORT
+        ingress = k8s_named(prod, "NetworkPolicy", ns, "orca-server").inputs["spec"]["ingress"]
+        scrape = [r for r in ingress if r["ports"] == [{"protocol": "TCP", "port": WAL_METRICS_PORT}]]
+        assert len(scrape) == 1 and "ipBlock" not in scrape[0]["from"][0]

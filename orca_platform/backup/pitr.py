@@ -169,7 +169,7 @@ cloud() {{
   tool=$2
   shift 2
   set -- --cloud-provider {CLOUD_PROVIDER} "$@"
-  if [ -n "${{AZURE_CREDENTIAL:-}}" ]; then set -- --azure-credential "$AZURE_CREDENTIAL" "$@"; fi
+  if [ -n "${{AZURE_AUTH_MODE:-}}" ]; then set -- --azure-credential "$AZURE_AUTH_MODE" "$@"; fi
   timeout "$limit" "$tool" "$@"
 }}
 """
@@ -259,6 +259,11 @@ METRICS
   mv "$metrics/.{METRICS_FILE}.tmp" "$metrics/{METRICS_FILE}"
 }}
 touch "$state/heartbeats"
+write_metrics
+# The metrics file over HTTP (/metrics) for the cluster's Prometheus, when the pod asks for it.
+if [ -n "${{METRICS_PORT:-}}" ]; then
+  python3 -m http.server --bind "${{METRICS_BIND:-0.0.0.0}}" "$METRICS_PORT" --directory "$metrics" > /dev/null 2>&1 &
+fi
 while :; do
   pending=0
   for f in "$spool"/[0-9A-F]*; do

@@ -86,7 +86,7 @@ def settings_container(image: str, clinic_id: str) -> k8s.core.v1.ContainerArgs:
 
 
 # Measured (docs/recovery.md): a WAL upload 0.35 s of CPU and 57 MB peak, a base backup about 60 MB peak.
-SHIPPER_REQUESTS = {"cpu": "50m", "memory": "128Mi"}
+SHIPPER_REQUESTS = {"cpu": f"{pitr.SHIPPER_CPU_REQUEST_M}m", "memory": f"{pitr.SHIPPER_MEMORY_REQUEST_MIB}Mi"}
 SHIPPER_LIMITS = {"cpu": "500m", "memory": "256Mi"}
 
 

@@ -38,6 +38,15 @@ METRIC_BASE_BACKUP = "orca_base_backup_last_success_timestamp_seconds"
 METRIC_BASE_FAILURES = "orca_base_backup_failures_total"
 
 
+# What the WAL shipper sidecar asks of its node, beside ORCA (a native sidecar's requests add to the pod's).
+# Measured (docs/recovery.md): a WAL upload 0.35 s of CPU and 57 MB peak, a base backup about 60 MB peak; 64 MiB
+# requested, 256 MiB limit: past its request only the sidecar is at risk under node pressure, and it restarts with
+# the spool intact. Not yet counted by the planner (capacity.node_fit): counted, the dev sample holds 19 clinics
+# per Standard_D8s_v5 node (memory), below its density target of 20, even at 32 MiB; prod holds 22.
+SHIPPER_CPU_REQUEST_M = 50
+SHIPPER_MEMORY_REQUEST_MIB = 64
+
+
 @dataclass(frozen=True)
 class PitrSettings:
     """What the scripts are rendered with. archive_timeout bounds the WAL at risk on a busy server; the heartbeat

@@ -1,0 +1,24 @@
+"""The clinic VPN concentrator's pure core: tunnels, assigned ranges, rendered strongSwan/nftables/router text.
+
+Standard library only (import-linter contract "The VPN core uses the standard library only").
+"""
+
+from __future__ import annotations
+
+from orca_platform.vpn.ranges import propose_next, range_problems
+from orca_platform.vpn.routers import ROUTER_MODELS, RouterModel, render_router
+from orca_platform.vpn.swanctl import render_firewall, render_secrets, render_swanctl
+from orca_platform.vpn.tunnels import ClinicTunnel, Concentrator
+
+__all__ = [
+    "ROUTER_MODELS",
+    "ClinicTunnel",
+    "Concentrator",
+    "RouterModel",
+    "propose_next",
+    "range_problems",
+    "render_firewall",
+    "render_router",
+    "render_secrets",
+    "render_swanctl",
+]

@@ -26,11 +26,12 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+from strongswan_lab import SERVER, Charon, Lab, child_keys, run, server_seen, unavailable_reason, wait_for
 
 from orca_platform.vpn import ClinicTunnel, Concentrator, render_firewall, render_secrets, render_swanctl
-from tests.strongswan_lab import SERVER, Charon, Lab, child_keys, run, server_seen, unavailable_reason, wait_for
 
 REASON = unavailable_reason()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"real strongSwan tests skipped: {REASON}")
@@ -110,6 +111,15 @@ def _libipsec_route_workaround(lab: Lab, ns: str, local_ts: list[str]) -> None:
         )
 
 
+NAT_RULES = """table ip nat {
+    chain post {
+        type nat hook postrouting priority srcnat;
+        oifname "pub" masquerade
+    }
+}
+"""
+
+
 @dataclass
 class World:
     lab: Lab
@@ -142,7 +152,7 @@ def _build(lab: Lab) -> World:
     lab.sh(ns["nat"], "ip addr add 192.168.100.1/24 dev lan && sysctl -qw net.ipv4.ip_forward=1")
     run(
         "ip", "netns", "exec", ns["nat"], "nft", "-f", "-",
-        stdin='table ip nat {\n chain post {\n  type nat hook postrouting priority srcnat;\n  oifname "pub" masquerade\n }\n}\n',
+        stdin=NAT_RULES,
     )  # fmt: skip
     lab.sh(ns["clinb"], "ip addr add 192.168.100.2/24 dev lan && ip route add default via 192.168.100.1")
     # Each clinic's translated LAN address inside its assigned range (the router's NAT target).
@@ -165,7 +175,8 @@ def _build(lab: Lab) -> World:
     lab.sh(ns["conc"], "ip route add 10.200.0.0/16 dev ipsec0")
 
     clinics = {}
-    for who, t, host, keys in (("clina", A, A_HOST, True), ("clinb", B, B_HOST, False), ("clinc", C, C_HOST, False)):
+    # Only clinic A logs its CHILD_SA keys: it is the attacker of the spoofing test.
+    for who, host, keys in (("clina", A_HOST, True), ("clinb", B_HOST, False), ("clinc", C_HOST, False)):
         ch = lab.charon(ns[who], chd_keys=keys)
         lab.sh(ns[who], f"ip route add 10.1.0.0/24 dev ipsec0 src {host}")
         clinics[who] = ch
@@ -277,8 +288,8 @@ def test_a_packet_inside_a_valid_sa_with_another_clinics_source_is_dropped(world
     (world.lab.root / "send_esp.py").write_text(SEND_ESP)
     run("ip", "netns", "exec", world.ns["clina"], sys.executable, str(world.lab.root / "send_esp.py"), CONC_PUB,
         control.hex(), spoof.hex())  # fmt: skip
-    wait_for("the control packet at the server", lambda: f"control-{nonce}" in open(world.server_log).read(), 10)
-    seen = open(world.server_log).read()
+    wait_for("the control packet at the server", lambda: f"control-{nonce}" in Path(world.server_log).read_text(), 10)
+    seen = Path(world.server_log).read_text()
     assert f"{A_HOST} control-{nonce}" in seen, seen
     assert f"spoof-{nonce}" not in seen, seen
     wait_for("the concentrator's drop", lambda: f"discarding inbound IP packet {B_HOST}" in world.conc.log, 5)

@@ -238,3 +238,23 @@ def test_the_vpn_core_imports_only_the_standard_library_and_itself() -> None:
             for name in names:
                 top = name.split(".")[0]
                 assert top in sys.stdlib_module_names or name.startswith("orca_platform.vpn"), (path, name)
+
+
+# --- router configurations (untested on devices: the text is checked here, not a router) -------------------------
+
+
+@pytest.mark.parametrize("model", ["yamaha-rtx830", "yamaha-rtx1300", "nec-ix2215"])
+def test_router_text_comes_from_the_same_tunnel_and_holds_no_key(model: str) -> None:
+    from orca_platform.vpn import ROUTER_MODELS, render_router
+
+    assert model in ROUTER_MODELS
+    text = render_router(model, A, "203.0.113.10", "concentrator.vpn.example.jp")  # type: ignore[arg-type]
+    assert "untested on devices" in text
+    assert A.identity in text and "concentrator.vpn.example.jp" in text and "203.0.113.10" in text
+    assert "10.200.0.1" in text  # the LAN is translated into the first host of the assigned range
+    for addr in ("10.1.0.4", "10.1.0.10", "10.1.0.21"):
+        assert f"{addr}/32" in text, addr  # a route into the tunnel for everything the clinic may reach
+    assert "10.1.0.22" not in text
+    assert "<PRE-SHARED KEY" in text
+    with pytest.raises(ValueError, match="not one of"):
+        render_router("cisco", A, "203.0.113.10", "c.example.jp")  # type: ignore[arg-type]

@@ -34,7 +34,11 @@ from strongswan_lab import SERVER, Charon, Lab, child_keys, run, server_seen, un
 from orca_platform.vpn import ClinicTunnel, Concentrator, render_firewall, render_secrets, render_swanctl
 
 REASON = unavailable_reason()
-pytestmark = pytest.mark.skipif(REASON is not None, reason=f"real strongSwan tests skipped: {REASON}")
+pytestmark = [
+    pytest.mark.skipif(REASON is not None, reason=f"real strongSwan tests skipped: {REASON}"),
+    # One worker runs them in order on one lab (make unit's --dist loadgroup), instead of a lab per worker.
+    pytest.mark.xdist_group("strongswan"),
+]
 
 CONC_ID = "concentrator.orca.example.jp"
 CONC_PUB = "198.51.100.1"
@@ -344,3 +348,12 @@ def test_a_thousand_clinics_load_and_a_reload_adding_one_keeps_the_established_s
     assert server_seen(world.lab, world.ns["clinb"], B_HOST, SERVER_IP).split()[0] == B_HOST
     print(f"\n1,003 connections loaded in {first:.2f} s; reload adding one in {second:.2f} s")
     assert first < 30 and second < 30
+
+
+def test_the_kernel_datapath_firewall_is_accepted_by_nftables(world: World) -> None:
+    # Azure's VMs run the kernel datapath: the same ruleset with `meta ipsec` instead of the TUN device. nft checks it
+    # against this kernel without applying it (nft -c); no traffic can exercise it here (no ESP in this kernel).
+    kernel = Concentrator(CONC_ID, (A, B, C))
+    text = render_firewall(kernel)
+    assert "meta ipsec missing" in text
+    run("ip", "netns", "exec", world.ns["srv"], "nft", "-c", "-f", "-", stdin=text)

@@ -357,3 +357,76 @@ def test_the_kernel_datapath_firewall_is_accepted_by_nftables(world: World) -> N
     text = render_firewall(kernel)
     assert "meta ipsec missing" in text
     run("ip", "netns", "exec", world.ns["srv"], "nft", "-c", "-f", "-", stdin=text)
+
+
+# --- the firewall alone: the second check holds even where strongSwan's own policy would not stop a packet -----------
+
+SEND_UDP = """
+import socket, sys
+# One UDP datagram from a given source address: how a test offers the firewall a packet it must judge.
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((sys.argv[1], 0))
+s.sendto(sys.argv[4].encode(), (sys.argv[2], int(sys.argv[3])))
+"""
+
+
+def _counters(lab: Lab, ns: str) -> dict[str, int]:
+    listing = run("ip", "netns", "exec", ns, "nft", "list", "table", "inet", "orca_vpn")
+    return {
+        m.group(2): int(m.group(1))
+        for m in re.finditer(r'counter packets (\d+) bytes \d+ drop comment "([^"]+)"', listing)
+    }
+
+
+def _udp(lab: Lab, ns: str, src: str, dst: str, port: int, payload: str) -> None:
+    (lab.root / "send_udp.py").write_text(SEND_UDP)
+    run("ip", "netns", "exec", ns, sys.executable, str(lab.root / "send_udp.py"), src, dst, str(port), payload)
+
+
+def test_the_firewall_alone_keeps_each_clinic_to_its_own_reach(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No charon here: a veth named like the IPsec interface stands in for decrypted traffic, so the firewall's own
+    per-clinic check is what is tested, with packets strongSwan's selectors would never let through."""
+    lab = Lab(prefix=f"orcafw{os.getpid() % 100000}-", root=tmp_path_factory.mktemp("firewall"))
+    try:
+        fw, snd, oth, srv = (lab.ns(n) for n in ("fw", "snd", "oth", "srv"))
+        lab.veth(fw, "tunx", snd, "tunx")  # "out of IPsec" for this ruleset
+        lab.veth(fw, "pub", oth, "eth")  # anything else: the Internet side
+        lab.veth(fw, "srv", srv, "eth0")
+        lab.sh(fw, "ip addr add 10.255.0.1/30 dev tunx && ip addr add 10.255.1.1/30 dev pub && "
+               "ip addr add 10.1.0.1/24 dev srv && ip route add 10.200.0.0/16 via 10.255.0.2 && "
+               "sysctl -qw net.ipv4.ip_forward=1")  # fmt: skip
+        lab.sh(snd, f"ip addr add 10.255.0.2/30 dev tunx && ip addr add {A_HOST}/32 dev lo && "
+               f"ip route add 10.1.0.0/24 via 10.255.0.1 src {A_HOST}")  # fmt: skip
+        # A host on the Internet side forging an address of clinic A's range.
+        lab.sh(oth, "ip addr add 10.255.1.2/30 dev eth && ip addr add 10.200.0.2/32 dev lo && "
+               "ip route add 10.1.0.0/24 via 10.255.1.1 src 10.200.0.2")  # fmt: skip
+        lab.sh(srv, "ip addr add 10.1.0.4/24 dev eth0 && ip addr add 10.1.0.21/32 dev eth0 && "
+               "ip addr add 10.1.0.22/32 dev eth0 && ip route add default via 10.1.0.1")  # fmt: skip
+        log = lab.root / "server-udp.log"
+        (lab.root / "server.py").write_text(SERVER)
+        lab.spawn(srv, sys.executable, str(lab.root / "server.py"), str(log), log=lab.root / "server.out")
+        wait_for("the test server", lambda: "ready" in (lab.root / "server.out").read_text())
+        rules = render_firewall(Concentrator(CONC_ID, (A, B, C), ipsec_interface="tunx"))
+        run("ip", "netns", "exec", fw, "nft", "-f", "-", stdin=rules)
+
+        # A to its own load balancer: through, with its own source, and the SYN's MSS clamped to 1360 (the server's
+        # TCP_MAXSEG is that less the 12 bytes of timestamps; unclamped this 1500-byte path would give 1448).
+        src, mss = server_seen(lab, snd, A_HOST, "10.1.0.21").split()
+        assert src == A_HOST
+        assert int(mss) <= 1360, mss
+        # A to clinic B's load balancer, and the Internet side forging A's range: both dropped, each by its rule.
+        nonce = os.urandom(4).hex()
+        _udp(lab, snd, A_HOST, "10.1.0.22", 9999, f"beyond-{nonce}")
+        _udp(lab, oth, "10.200.0.2", SERVER_IP, 9999, f"forged-{nonce}")
+        _udp(lab, snd, A_HOST, SERVER_IP, 9999, f"control-{nonce}")
+        wait_for("the control datagram", lambda: f"control-{nonce}" in log.read_text(), 5)
+        seen = log.read_text()
+        assert f"beyond-{nonce}" not in seen and f"forged-{nonce}" not in seen, seen
+        # The server opening a connection to a clinic: not a reply, dropped.
+        _udp(lab, srv, SERVER_IP, A_HOST, 7777, "unasked")
+        counters = _counters(lab, fw)
+        assert counters["a clinic beyond its reach"] >= 1, counters
+        assert counters["clinic source not out of IPsec"] >= 1, counters
+        assert counters["not a reply to the clinic"] >= 1, counters
+    finally:
+        lab.close()
+    assert not [n for n in run("ip", "netns", "list").split() if n.startswith(lab.prefix)]

@@ -4,8 +4,10 @@ UNTESTED ON DEVICES. The commands were checked against the vendors' published re
 - YAMAHA RT command reference (rt-common), chapter 15 IPsec: www.rtpro.yamaha.co.jp/RT/manual/rt-common/ipsec/
   e.g. ipsec_ike_keepalive_use.html (15.20: IKEv2 keepalive is the RFC 4306 form), and the NAT descriptor chapter
   for `ip tunnel nat descriptor` (the LAN translated into the assigned range on the tunnel).
-- NEC UNIVERGE IX IKEv2 (route-based, `tunnel mode ipsec-ikev2`, `ikev2 authentication psk id ... key char ...`):
-  the IX command reference and the walkthrough at nwengblog.com/uni-ix-ikev2 (IX2106, 10.2.16).
+- NEC UNIVERGE IX IKEv2 (route-based, `tunnel mode ipsec-ikev2`): NEC Platforms' function manual, "IKEv2/IPsecの設定"
+  (support.necplatforms.co.jp/ix-nrv/manual/fd/02_router/23_ikev2.html: PSK only, ID_FQDN among the ID types,
+  AES-CBC/GCM-256, HMAC-SHA2-256), and for the command forms (`ikev2 authentication psk id ... key char ...`, a
+  PSK entry per ID, the peer on the tunnel interface) the walkthrough at nwengblog.com/uni-ix-ikev2 (IX2106, 10.2.16).
 Each clinic's IT checks every line against the reference for its firmware before use; the platform's tests prove the
 concentrator's side only (tests/test_concentrator_strongswan.py).
 
@@ -81,7 +83,9 @@ def _nec(tunnel: ClinicTunnel, concentrator: str, concentrator_identity: str, la
     lines = [
         f"! nec-ix2215: clinic {tunnel.clinic_id} to the ORCA platform ({_UNTESTED})",
         f"! LAN {lan} leaves through Tunnel0.0 translated (NAPT) to {outer}",
+        # One PSK entry per ID: the concentrator's, and (as the walkthrough notes some peers need) the router's own.
         f"ikev2 authentication psk id fqdn {concentrator_identity} key char {PSK_PLACEHOLDER}",
+        f"ikev2 authentication psk id fqdn {tunnel.identity} key char {PSK_PLACEHOLDER}",
         "!",
         "interface Tunnel0.0",
         "  tunnel mode ipsec-ikev2",

@@ -68,6 +68,7 @@ B = clinic("clinic-b", "10.200.0.8/29", INGRESS, "10.1.0.22/32", DNS)
         ),
         (lambda: conc(A, clinic("clinic-c", "10.200.0.16/29", "10.200.0.1/32")), "lies in clinic 'clinic-a'"),
         (lambda: conc(A, mss=1500), "mss 1500"),
+        (lambda: clinic("clinic-c", "10.200.0.0/29", "10.1.0.4", "10.1.0.4/32"), "lists an entry twice"),
     ],
 )
 def test_bad_tunnels_are_refused_with_a_clear_message(make: object, message: str) -> None:
@@ -144,6 +145,10 @@ def test_range_problems_name_the_clinic_and_the_conflict() -> None:
     assert any("overlaps clinic 'clinic-" in p and "10.200.0.0/" in p for p in problems), problems
     assert len(problems) == 6
     assert range_problems("10.200.0.0/16", 29, {"clinic-a": ["10.200.0.0/29"]}) == []
+    assert range_problems("10.200.0.0/16", 29, {}, retired=["nonsense"]) == [
+        "retired range: 'nonsense' is not a network in CIDR form "
+        "('nonsense' does not appear to be an IPv4 or IPv6 network)"
+    ]
 
 
 # --- rendering --------------------------------------------------------------------------------------------------

@@ -91,7 +91,12 @@ def range_problems(
         _check_prefix(blk, prefix)
     except ValueError as exc:
         return [str(exc)]
-    retired_nets = [(text, _v4(text, "retired range")) for text in retired]
+    retired_nets: list[tuple[str, ipaddress.IPv4Network]] = []
+    for text in retired:
+        try:
+            retired_nets.append((text, _v4(text, "retired range")))
+        except ValueError as exc:
+            problems.append(str(exc))
     reserved_nets: list[tuple[str, ipaddress.IPv4Network]] = []
     for label, text in sorted((reserved or {}).items()):
         res = ipaddress.ip_network(text, strict=False)

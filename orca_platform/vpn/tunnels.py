@@ -77,9 +77,9 @@ class ClinicTunnel:
         for net in local:
             if net.prefixlen != 32:
                 raise ValueError(f"{where} local_ts: {net} is a range; list single addresses as /32s")
-        for seq, name in ((self.remote_ts, "remote_ts"), (self.local_ts, "local_ts")):
-            if len(set(seq)) != len(seq):
-                raise ValueError(f"{where} {name}: lists an entry twice: {list(seq)}")
+        for nets, name in ((remote, "remote_ts"), (local, "local_ts")):
+            if len(set(nets)) != len(nets):  # compared as networks: "10.1.0.4" and "10.1.0.4/32" are one entry
+                raise ValueError(f"{where} {name}: lists an entry twice: {[str(n) for n in nets]}")
         for i, a in enumerate(remote):
             for b in remote[i + 1 :]:
                 if a.overlaps(b):

@@ -89,10 +89,10 @@ STRONGSWAN_DEBS := strongswan-charon strongswan-swanctl libcharon-extra-plugins 
 	libstrongswan-standard-plugins strongswan-pki nftables iproute2
 deb-strongswan: ## strongSwan 5.9.x, nftables, iproute2 (apt) for the real-strongSwan VPN tests, unless installed
 	@if dpkg-query -W -f='$${Status}\n' $(STRONGSWAN_DEBS) 2>/dev/null | grep -vq '^install ok installed$$' || \
-		[ "$$(dpkg-query -W -f='$${Status}\n' $(STRONGSWAN_DEBS) 2>/dev/null | wc -l)" != 8 ]; then \
+		[ "$$(dpkg-query -W -f='$${Status}\n' $(STRONGSWAN_DEBS) 2>/dev/null | wc -l)" != $(words $(STRONGSWAN_DEBS)) ]; then \
 		if ! command -v apt-get >/dev/null; then \
 			echo "no apt-get here: tests/test_concentrator_strongswan.py will be skipped (no strongSwan)"; exit 0; fi; \
-		$(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+		$(SUDO) apt-get update -q -o DPkg::Lock::Timeout=600 && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
 			apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends $(STRONGSWAN_DEBS); \
 	fi
 	@v=$$(dpkg-query -W -f='$${Version}' strongswan-charon 2>/dev/null || true); \

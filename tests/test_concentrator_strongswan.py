@@ -202,7 +202,17 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     assert not left, f"namespaces left behind: {left}"
 
 
+def _clear(ch: Charon) -> None:
+    """Close every IKE_SA of a clinic's charon: charon would otherwise carry a new child on an existing IKE_SA whose
+    (equal) peer config it reuses, already authenticated, and a test of authentication would prove nothing."""
+    raw = ch.swanctl("--list-sas", "--raw")
+    for ike_id in re.findall(r"list-sa event \{\S+ \{uniqueid=(\d+) ", raw):
+        ch.swanctl("--terminate", "--ike-id", ike_id, "--timeout", "10", check=False, timeout=15)
+
+
 def _up(ch: Charon, name: str, identity: str, local_ts: str, remote_ts: str, psk: str, **kw: str) -> str:
+    """Bring up a clinic's connection on a fresh IKE_SA; returns swanctl's output (the IKE exchange's log)."""
+    _clear(ch)
     ch.load({"clinic.conf": clinic_side(name, identity, local_ts, remote_ts, psk, **kw)})
     return ch.swanctl("--initiate", "--child", name, "--timeout", "15", check=False, timeout=20)
 
@@ -231,7 +241,7 @@ def test_a_clinic_proposing_another_clinics_range_is_refused(world: World) -> No
     # Narrowing never widens: C asking for the whole clinic block gets its own /29 only.
     out = _up(world.c, "wide", C.identity, "10.200.0.0/16", "10.1.0.4/32", PSKS["clinic-c"])
     assert re.search(r"CHILD_SA wide\{\d+\} established .* TS 10\.200\.0\.16/29 === 10\.1\.0\.4/32", out), out
-    world.c.swanctl("--terminate", "--ike", "wide", check=False)
+    _clear(world.c)
 
 
 def test_a_clinic_presenting_another_clinics_identity_is_refused(world: World) -> None:
@@ -299,7 +309,7 @@ def test_a_packet_inside_a_valid_sa_with_another_clinics_source_is_dropped(world
     wait_for("the concentrator's drop", lambda: f"discarding inbound IP packet {B_HOST}" in world.conc.log, 5)
     # Sequence numbers past 1,000,000 moved the concentrator's replay window: A's own router would now be dropped as
     # a replay, so this SA is closed (the next test brings A up again).
-    world.a.swanctl("--terminate", "--ike", "a", "--timeout", "10", check=False, timeout=15)
+    _clear(world.a)
 
 
 def test_a_thousand_clinics_load_and_a_reload_adding_one_keeps_the_established_sas(world: World) -> None:
@@ -430,3 +440,57 @@ def test_the_firewall_alone_keeps_each_clinic_to_its_own_reach(tmp_path_factory:
     finally:
         lab.close()
     assert not [n for n in run("ip", "netns", "list").split() if n.startswith(lab.prefix)]
+
+
+# --- operations: rotating a clinic's key, removing a clinic (what the runbooks rely on) -----------------------------
+
+A_REACH = "10.1.0.4/32, 10.1.0.21/32, 10.1.0.10/32"
+B_REACH = "10.1.0.4/32, 10.1.0.22/32, 10.1.0.10/32"
+
+
+def _load_conc(world: World, clinics: tuple[ClinicTunnel, ...], psks: dict[str, str]) -> None:
+    c = Concentrator(CONC_ID, clinics, ipsec_interface="ipsec0")
+    keys = {k: v for k, v in psks.items() if k in {t.clinic_id for t in clinics}}
+    world.conc.load({"connections.conf": render_swanctl(c), "secrets.conf": render_secrets(c, keys)})
+
+
+def _child_spis(world: World, clinic_id: str) -> set[str]:
+    raw = world.conc.swanctl("--list-sas", "--raw")
+    pattern = rf"\{{{clinic_id}-\d+ \{{name=\S+ uniqueid=\d+ reqid=\d+ state=INSTALLED .*?spi-in=([0-9a-f]+)"
+    return set(re.findall(pattern, raw))
+
+
+def test_a_key_rotation_keeps_the_sa_and_only_the_new_key_opens_a_new_one(world: World) -> None:
+    _load_conc(world, (A, B, C), PSKS)
+    out = _up(world.c, "c", C.identity, C.remote_ts[0], "10.1.0.4/32", PSKS["clinic-c"])
+    assert re.search(r"CHILD_SA c\{\d+\} established", out), out
+    before = _child_spis(world, "clinic-c")
+    assert before
+    rotated = {**PSKS, "clinic-c": "rotated-test-key-clinic-c-0123456789"}
+    try:
+        _load_conc(world, (A, B, C), rotated)
+        assert _child_spis(world, "clinic-c") == before  # reloading the secrets touched no SA
+        old = _up(world.c, "c", C.identity, C.remote_ts[0], "10.1.0.4/32", PSKS["clinic-c"])
+        assert "received AUTHENTICATION_FAILED notify error" in old, old
+        new = _up(world.c, "c", C.identity, C.remote_ts[0], "10.1.0.4/32", rotated["clinic-c"])
+        assert re.search(r"CHILD_SA c\{\d+\} established", new), new
+    finally:
+        _load_conc(world, (A, B, C), PSKS)
+        _clear(world.c)
+
+
+def test_removing_a_clinic_takes_a_reload_and_a_terminate(world: World) -> None:
+    _load_conc(world, (A, B, C), PSKS)
+    if not _child_spis(world, "clinic-b"):
+        _up(world.b, "b", B.identity, B.remote_ts[0], B_REACH, PSKS["clinic-b"])
+    assert _child_spis(world, "clinic-b")
+    try:
+        _load_conc(world, (A, C), PSKS)
+        # Unloading a connection leaves its established SA up: removal must also terminate it (docs/vpn.md).
+        assert _child_spis(world, "clinic-b"), "the SA of an unloaded connection went away by itself"
+        world.conc.swanctl("--terminate", "--ike", "clinic-b", "--timeout", "10", check=False, timeout=15)
+        wait_for("clinic B's SA to close", lambda: not _child_spis(world, "clinic-b"), 10)
+        again = _up(world.b, "b", B.identity, B.remote_ts[0], B_REACH, PSKS["clinic-b"])
+        assert "received AUTHENTICATION_FAILED notify error" in again, again
+    finally:
+        _load_conc(world, (A, B, C), PSKS)

@@ -263,3 +263,71 @@ def test_router_text_comes_from_the_same_tunnel_and_holds_no_key(model: str) -> 
     assert "<PRE-SHARED KEY" in text
     with pytest.raises(ValueError, match="not one of"):
         render_router("cisco", A, "203.0.113.10", "c.example.jp")  # type: ignore[arg-type]
+
+
+# --- reading the rendered configuration back: what the audit and the isolation check use -------------------------
+
+
+def _three_hundred() -> tuple[Concentrator, dict[str, list[str]]]:
+    assigned: dict[str, list[str]] = {}
+    for i in range(300):
+        assigned[f"c{i:03d}"] = [propose_next("10.200.0.0/16", 29, [r for rs in assigned.values() for r in rs])]
+    clinics = tuple(ClinicTunnel(cid, f"{cid}.vpn.example.jp", tuple(r), (INGRESS, DNS)) for cid, r in assigned.items())
+    return conc(*clinics), assigned
+
+
+def test_three_hundred_rendered_connections_each_hold_exactly_their_clinics_range() -> None:
+    from orca_platform.vpn import parse_connections, selector_problems
+
+    c, assigned = _three_hundred()
+    text = render_swanctl(c)
+    parsed = parse_connections(text)
+    assert len(parsed) == 300
+    ranges = [ipaddress.ip_network(p.remote_ts[0]) for p in parsed.values()]
+    assert len(set(ranges)) == 300
+    assert all(not a.overlaps(b) for i, a in enumerate(ranges) for b in ranges[i + 1 :])
+    assert all(p.remote_ts == tuple(assigned[name]) and p.remote_addrs == "%any" for name, p in parsed.items())
+    identities = {t.clinic_id: t.identity for t in c.clinics}
+    assert selector_problems(text, assigned, identities) == []
+
+
+def test_selector_problems_name_every_connection_that_reaches_beyond_its_clinic() -> None:
+    from orca_platform.vpn import selector_problems
+
+    c, assigned = _three_hundred()
+    text = render_swanctl(c)
+    tampered = (
+        text.replace("remote_ts = 10.200.0.8/29", "remote_ts = 10.200.0.0/16", 1)  # c001 widened
+        .replace("remote_ts = 10.200.0.16/29", "remote_ts = 10.200.0.24/29", 1)  # c002 takes c003's range
+        .replace("id = c004.vpn.example.jp", "id = c005.vpn.example.jp", 1)  # c004 answers to c005's identity
+        .replace("remote_ts = 10.200.0.48/29", "remote_ts = %any", 1)  # c006
+    )
+    tampered = tampered.replace(
+        "local_ts = 10.1.0.4/32, 10.1.0.10/32\n                remote_ts = 10.200.0.56/29",
+        "local_ts = 10.1.0.0/24\n                remote_ts = 10.200.0.56/29",
+        1,
+    )  # c007 reaches a whole subnet
+    identities = {t.clinic_id: t.identity for t in c.clinics}
+    problems = selector_problems(tampered, assigned, identities)
+    for text_part in (
+        "connection 'c001': remote_ts 10.200.0.0/16 reaches beyond the clinic's range 10.200.0.8/29",
+        "connection 'c002': remote_ts 10.200.0.24/29 reaches beyond the clinic's range 10.200.0.16/29",
+        "connection 'c004': remote id 'c005.vpn.example.jp' is not the clinic's identity",
+        "connection 'c006': remote_ts '%any' is not a range of its own",
+        "connection 'c007': local_ts 10.1.0.0/24 is a range",
+    ):
+        assert any(text_part in p for p in problems), (text_part, problems)
+    assert len(problems) == 5, problems
+    assert selector_problems(text, {k: v for k, v in assigned.items() if k != "c299"})[-1] == (
+        "connection 'c299': no clinic of that id has an assigned range"
+    )
+    into_a_clinic = text.replace(
+        "local_ts = 10.1.0.4/32, 10.1.0.10/32\n                remote_ts = 10.200.0.64/29",
+        "local_ts = 10.200.0.1/32\n                remote_ts = 10.200.0.64/29",
+        1,
+    )  # c008 reaches into c000's range
+    assert selector_problems(into_a_clinic, assigned) == [
+        "connection 'c008': local_ts 10.200.0.1/32 lies in clinic 'c000''s range 10.200.0.0/29"
+    ]
+    with pytest.raises(ValueError, match="line 2"):
+        selector_problems("connections {\n  what is this\n}\n", assigned)

@@ -5,6 +5,7 @@ Standard library only (import-linter contract "The VPN core uses the standard li
 
 from __future__ import annotations
 
+from orca_platform.vpn.audit import ParsedConnection, parse_connections, selector_problems
 from orca_platform.vpn.ranges import propose_next, range_problems
 from orca_platform.vpn.routers import ROUTER_MODELS, RouterModel, render_router
 from orca_platform.vpn.swanctl import render_firewall, render_secrets, render_swanctl
@@ -14,11 +15,14 @@ __all__ = [
     "ROUTER_MODELS",
     "ClinicTunnel",
     "Concentrator",
+    "ParsedConnection",
     "RouterModel",
+    "parse_connections",
     "propose_next",
     "range_problems",
     "render_firewall",
     "render_router",
     "render_secrets",
     "render_swanctl",
+    "selector_problems",
 ]

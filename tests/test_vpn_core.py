@@ -331,3 +331,14 @@ def test_selector_problems_name_every_connection_that_reaches_beyond_its_clinic(
     ]
     with pytest.raises(ValueError, match="line 2"):
         selector_problems("connections {\n  what is this\n}\n", assigned)
+
+
+def test_the_strongswan_tests_name_why_they_cannot_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tests/test_concentrator_strongswan.py skips only with one of these reasons (pytest -rs prints and counts it)."""
+    import strongswan_lab
+
+    monkeypatch.setattr(strongswan_lab.os, "geteuid", lambda: 1000)
+    assert strongswan_lab.unavailable_reason() == "needs root for network namespaces"
+    monkeypatch.setattr(strongswan_lab.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(strongswan_lab.shutil, "which", lambda tool: None if tool == "swanctl" else "/usr/bin/" + tool)
+    assert strongswan_lab.unavailable_reason() == "swanctl is not installed (make deb-strongswan)"

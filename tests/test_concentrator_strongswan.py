@@ -440,10 +440,13 @@ def test_the_firewall_alone_keeps_each_clinic_to_its_own_reach(tmp_path_factory:
         assert f"beyond-{nonce}" not in seen and f"forged-{nonce}" not in seen, seen
         # The server opening a connection to a clinic: not a reply, dropped.
         _udp(lab, srv, SERVER_IP, A_HOST, 7777, "unasked")
+        # A clinic addressing the concentrator itself (its address towards the servers): dropped on input.
+        _udp(lab, snd, A_HOST, "10.1.0.1", 9999, "to-the-concentrator")
         counters = _counters(lab, fw)
         assert counters["a clinic beyond its reach"] >= 1, counters
         assert counters["clinic source not out of IPsec"] >= 1, counters
         assert counters["not a reply to the clinic"] >= 1, counters
+        assert counters["clinics reach services, not the concentrator"] >= 1, counters
     finally:
         lab.close()
     assert not [n for n in run("ip", "netns", "list").split() if n.startswith(lab.prefix)]

@@ -8,6 +8,9 @@ UNTESTED ON DEVICES. The commands were checked against the vendors' published re
   (support.necplatforms.co.jp/ix-nrv/manual/fd/02_router/23_ikev2.html: PSK only, ID_FQDN among the ID types,
   AES-CBC/GCM-256, HMAC-SHA2-256), and for the command forms (`ikev2 authentication psk id ... key char ...`, a
   PSK entry per ID, the peer on the tunnel interface) the walkthrough at nwengblog.com/uni-ix-ikev2 (IX2106, 10.2.16).
+  The tunnel-interface lines (`ikev2 connect-type auto`, `ikev2 peer ...`, `ikev2 local-authentication ...`,
+  `ikev2 ipsec pre-fragment`, `ip napt enable`, `ip tcp adjust-mss auto`) follow the form of NEC's published IX
+  examples but were NOT found in the references consulted: the text says so above them.
 Each clinic's IT checks every line against the reference for its firmware before use; the platform's tests prove the
 concentrator's side only (tests/test_concentrator_strongswan.py).
 
@@ -87,6 +90,7 @@ def _nec(tunnel: ClinicTunnel, concentrator: str, concentrator_identity: str, la
         f"ikev2 authentication psk id fqdn {concentrator_identity} key char {PSK_PLACEHOLDER}",
         f"ikev2 authentication psk id fqdn {tunnel.identity} key char {PSK_PLACEHOLDER}",
         "!",
+        "! the interface lines below were not found in the references consulted: check each in the IX reference",
         "interface Tunnel0.0",
         "  tunnel mode ipsec-ikev2",
         f"  ip address {outer}/32",

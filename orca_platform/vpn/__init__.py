@@ -1,6 +1,7 @@
-"""The clinic VPN concentrator's pure core: tunnels, assigned ranges, rendered strongSwan/nftables/router text.
+"""The clinics' VPN: ranges the platform assigns, the concentrator's tunnels and their rendered configuration.
 
-Standard library only (import-linter contract "The VPN core uses the standard library only").
+May import: the standard library and orca_platform.conventions. Never Pulumi, pydantic or YAML (import-linter
+contract "The VPN core uses the standard library only"; tests/test_vpn_core.py checks every import).
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ tests/test_concentrator_strongswan.py runs the same rendered text in real charon
 from __future__ import annotations
 
 import ast
+import functools
 import ipaddress
+import itertools
 import re
 import sys
 from pathlib import Path
@@ -112,10 +114,12 @@ def test_propose_next_never_returns_a_taken_range_over_many_assignments() -> Non
     retired: list[str] = []
     for i in range(300):
         nxt = propose_next("10.200.0.0/20", 29, assigned, retired, ["10.200.4.0/24"])
-        assert not range_problems("10.200.0.0/20", 29, {"new": [nxt]}, retired, {"pods": "10.200.4.0/24"})
-        for other in assigned + retired:
-            assert not ipaddress.ip_network(nxt).overlaps(ipaddress.ip_network(other))
         (retired if i % 7 == 0 else assigned).append(nxt)
+    # Every proposal is a distinct /29 outside the reserved range: no two of them, and none of the pods, overlap.
+    nets = sorted(ipaddress.ip_network(n) for n in [*assigned, *retired, "10.200.4.0/24"])
+    assert all(a.broadcast_address < b.network_address for a, b in itertools.pairwise(nets))
+    clinics = {f"c{i}": [r] for i, r in enumerate(assigned)}
+    assert range_problems("10.200.0.0/20", 29, clinics, retired, {"pods": "10.200.4.0/24"}) == []
 
 
 def test_range_problems_name_the_clinic_and_the_conflict() -> None:
@@ -269,10 +273,13 @@ def test_router_text_comes_from_the_same_tunnel_and_holds_no_key(model: str) -> 
 # --- reading the rendered configuration back: what the audit and the isolation check use -------------------------
 
 
+@functools.cache
 def _three_hundred() -> tuple[Concentrator, dict[str, list[str]]]:
     assigned: dict[str, list[str]] = {}
+    taken: list[str] = []
     for i in range(300):
-        assigned[f"c{i:03d}"] = [propose_next("10.200.0.0/16", 29, [r for rs in assigned.values() for r in rs])]
+        taken.append(propose_next("10.200.0.0/16", 29, taken))
+        assigned[f"c{i:03d}"] = [taken[-1]]
     clinics = tuple(ClinicTunnel(cid, f"{cid}.vpn.example.jp", tuple(r), (INGRESS, DNS)) for cid, r in assigned.items())
     return conc(*clinics), assigned
 
@@ -286,7 +293,8 @@ def test_three_hundred_rendered_connections_each_hold_exactly_their_clinics_rang
     assert len(parsed) == 300
     ranges = [ipaddress.ip_network(p.remote_ts[0]) for p in parsed.values()]
     assert len(set(ranges)) == 300
-    assert all(not a.overlaps(b) for i, a in enumerate(ranges) for b in ranges[i + 1 :])
+    ordered = sorted(ranges)
+    assert all(a.broadcast_address < b.network_address for a, b in itertools.pairwise(ordered))
     assert all(p.remote_ts == tuple(assigned[name]) and p.remote_addrs == "%any" for name, p in parsed.items())
     identities = {t.clinic_id: t.identity for t in c.clinics}
     assert selector_problems(text, assigned, identities) == []

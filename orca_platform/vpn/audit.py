@@ -8,6 +8,7 @@ selectors reach beyond its clinic's own range. Standard library only, so the pol
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -87,13 +88,54 @@ def parse_connections(text: str) -> dict[str, ParsedConnection]:
     return out
 
 
+_Span = tuple[int, int, str, str]
+
+
+def _remote_ts_problems(where: str, conn: ParsedConnection, own_ranges: Sequence[str]) -> list[str]:
+    own = [ipaddress.ip_network(r) for r in own_ranges]
+    problems = []
+    for ts in conn.remote_ts:
+        try:
+            net = ipaddress.ip_network(ts)
+        except ValueError:
+            problems.append(f"{where}: remote_ts {ts!r} is not a range of its own (%any or a name)")
+            continue
+        if not any(net.version == o.version and net.subnet_of(o) for o in own):  # type: ignore[arg-type]
+            problems.append(f"{where}: remote_ts {ts} reaches beyond the clinic's range {', '.join(own_ranges)}")
+    return problems
+
+
+def _local_ts_problems(where: str, conn: ParsedConnection, spans: list[_Span], starts: list[int]) -> list[str]:
+    problems = []
+    for ts in conn.local_ts:
+        try:
+            net = ipaddress.ip_network(ts)
+        except ValueError:
+            problems.append(f"{where}: local_ts {ts!r} is not an address (%any or a name)")
+            continue
+        if net.num_addresses != 1:
+            problems.append(f"{where}: local_ts {ts} is a range; a clinic reaches single addresses only")
+        if net.version == 4 and (i := bisect.bisect_right(starts, int(net.network_address)) - 1) >= 0:
+            first, last, cid, r = spans[i]
+            if first <= int(net.network_address) <= last:
+                problems.append(f"{where}: local_ts {ts} lies in clinic {cid!r}'s range {r}")
+    return problems
+
+
 def selector_problems(
     text: str, assigned: Mapping[str, Sequence[str]], identities: Mapping[str, str] | None = None
 ) -> list[str]:
     """Every connection that reaches beyond its clinic: `assigned` is clinic id -> its ranges, `identities` (when
     given) clinic id -> its IKE identity. A connection is named after its clinic (render_swanctl does so)."""
     problems: list[str] = []
-    every_range = [(cid, ipaddress.ip_network(r)) for cid, ranges in assigned.items() for r in ranges]
+    # Every clinic range as (first, last, clinic, range), sorted: one bisection per local_ts address.
+    spans = sorted(
+        (int(n.network_address), int(n.broadcast_address), cid, str(n))
+        for cid, ranges in assigned.items()
+        for n in map(ipaddress.ip_network, ranges)
+        if n.version == 4
+    )
+    starts = [span[0] for span in spans]
     for name, conn in sorted(parse_connections(text).items()):
         where = f"connection {name!r}"
         if name not in assigned:
@@ -107,28 +149,6 @@ def selector_problems(
             problems.append(f"{where}: remote id {conn.remote_id!r} is not the clinic's identity")
         if not conn.local_ts or not conn.remote_ts:
             problems.append(f"{where}: a traffic selector is missing (an empty one means %any)")
-        own = [ipaddress.ip_network(r) for r in assigned[name]]
-        for ts in conn.remote_ts:
-            try:
-                net = ipaddress.ip_network(ts)
-            except ValueError:
-                problems.append(f"{where}: remote_ts {ts!r} is not a range of its own (%any or a name)")
-                continue
-            if not any(net.version == o.version and net.subnet_of(o) for o in own):  # type: ignore[arg-type]
-                problems.append(
-                    f"{where}: remote_ts {ts} reaches beyond the clinic's range {', '.join(assigned[name])}"
-                )
-        for ts in conn.local_ts:
-            try:
-                net = ipaddress.ip_network(ts)
-            except ValueError:
-                problems.append(f"{where}: local_ts {ts!r} is not an address (%any or a name)")
-                continue
-            if net.num_addresses != 1:
-                problems.append(f"{where}: local_ts {ts} is a range; a clinic reaches single addresses only")
-            problems += [
-                f"{where}: local_ts {ts} lies in clinic {cid!r}'s range {r}"
-                for cid, r in every_range
-                if net.version == r.version and net.subnet_of(r)  # type: ignore[arg-type]
-            ]
+        problems += _remote_ts_problems(where, conn, assigned[name])
+        problems += _local_ts_problems(where, conn, spans, starts)
     return problems

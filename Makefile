@@ -21,12 +21,15 @@ PROMTOOL ?= promtool
 # apt-get needs root: sudo when not already root (CI runners and workstations alike).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help venv scan-venv policy-venv barman-venv npm-azurite deb-promtool deb-shellcheck deb-postgres test lint typecheck layers unit checks synth synth-all plan plan-readme rule-table diagram pictures diff clinic-card export audit audit-samples bench clean
+.PHONY: help venv scan-venv policy-venv barman-venv npm-azurite deb-promtool deb-shellcheck deb-postgres deb-strongswan test lint typecheck layers unit checks synth synth-all plan plan-readme rule-table diagram pictures diff clinic-card export audit audit-samples bench clean
 
 # `make help` prints every target that has a `## ` description on its rule line, in file order: the list cannot
 # drift from the targets (tests/test_operator_tools.py checks that every target has one).
-help: ## this list
-	@awk -F ':.*## ' '/^[a-zA-Z0-9_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+help: ## this list, by room
+	@awk -F ':.*## ' '/^##@ / {printf "\n%s\n", substr($$0, 5)} /^[a-zA-Z0-9_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' \
+		$(MAKEFILE_LIST)
+
+##@ Setup: virtualenvs and the Debian packages the tests use (installed once, no-ops afterwards)
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -89,13 +92,6 @@ deb-promtool: ## promtool (apt package prometheus) for the alert-rule check, unl
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 	@$(PROMTOOL) --version 2>&1 | head -n 1
 
-lint: venv ## ruff check and ruff format --check
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
-
-typecheck: venv ## mypy --strict
-	$(VENV)/bin/mypy
-
 # Debian's PostgreSQL server and postgresql-common for the real-database tests (tests/test_postgres_scripts.py):
 # installed once, a no-op afterwards. Without apt-get the tests are skipped, and say so.
 deb-postgres: ## PostgreSQL (apt package postgresql) for the real-database tests, unless already installed
@@ -108,6 +104,33 @@ deb-postgres: ## PostgreSQL (apt package postgresql) for the real-database tests
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql; \
 	fi
 
+# strongSwan (charon + swanctl, with the userspace datapath kernel-libipsec from libcharon-extra-plugins), nftables
+# and iproute2 for the real-strongSwan concentrator tests (tests/test_concentrator_strongswan.py): installed once, a
+# no-op afterwards. The tests were written against 5.9.x (Debian 12 ships 5.9.8): another series is reported and
+# refused, so a distribution upgrade is a reviewed change, not a silent one. Without apt-get the tests skip and say so.
+STRONGSWAN_DEBS := strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-extra-plugins \
+	libstrongswan-standard-plugins strongswan-pki nftables iproute2
+deb-strongswan: ## strongSwan 5.9.x, nftables, iproute2 (apt) for the real-strongSwan VPN tests, unless installed
+	@if dpkg-query -W -f='$${Status}\n' $(STRONGSWAN_DEBS) 2>/dev/null | grep -vq '^install ok installed$$' || \
+		[ "$$(dpkg-query -W -f='$${Status}\n' $(STRONGSWAN_DEBS) 2>/dev/null | wc -l)" != $(words $(STRONGSWAN_DEBS)) ]; then \
+		if ! command -v apt-get >/dev/null; then \
+			echo "no apt-get here: tests/test_concentrator_strongswan.py will be skipped (no strongSwan)"; exit 0; fi; \
+		$(SUDO) apt-get update -q -o DPkg::Lock::Timeout=600 && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends $(STRONGSWAN_DEBS); \
+	fi
+	@v=$$(dpkg-query -W -f='$${Version}' strongswan-charon 2>/dev/null || true); \
+	if [ -z "$$v" ]; then exit 0; fi; echo "strongSwan $$v"; \
+	case "$$v" in 5.9.*) ;; *) echo "error: strongSwan $$v is outside the tested 5.9.x series" >&2; exit 1;; esac
+
+##@ Tests and checks (tests/, tools/checks/): what CI runs
+
+lint: venv ## ruff check and ruff format --check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: venv ## mypy --strict
+	$(VENV)/bin/mypy
+
 # The checkov and promtool tests call the scan virtualenv and promtool, the policy-pack tests the pack's own venv,
 # the shell tests shellcheck, the real-database tests PostgreSQL, the PITR tests barman-cloud and Azurite: all first,
 # so they run, not skip, on a fresh clone.
@@ -116,11 +139,11 @@ deb-postgres: ## PostgreSQL (apt package postgresql) for the real-database tests
 # runs on one worker, one after the other.
 PYTEST_WORKERS ?= auto
 
-unit: venv scan-venv policy-venv deb-shellcheck deb-promtool deb-postgres barman-venv npm-azurite ## [PYTEST_WORKERS=] the unit tests (pytest, one worker per CPU)
+unit: venv scan-venv policy-venv deb-shellcheck deb-promtool deb-postgres deb-strongswan barman-venv npm-azurite ## [PYTEST_WORKERS=] the unit tests (pytest, one worker per CPU)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 # Schema validation, security scan, isolation proof, shellcheck and alert rules (promtool) over both sample stacks
-# and dev rendered with every clinic ingress-only (tools/check_variants/).
+# and dev rendered with every clinic ingress-only (tools/checks/check_variants/).
 checks: venv scan-venv deb-shellcheck deb-promtool ## schema, scan, isolation proof, shellcheck and alert rules over both sample stacks and the ingress-only variant
 	$(PY) -m tools.checks --stacks dev prod dev+ingress-only --scan-python $(SCAN_VENV)/bin/python --promtool $(PROMTOOL)
 
@@ -130,42 +153,42 @@ layers: venv ## import contracts (import-linter): the core never imports Pulumi,
 
 test: lint typecheck layers unit checks ## lint, type-check, import contracts, unit tests and offline checks (what CI runs)
 
+##@ The program offline (tools/offline/): run it under mocks, write what it would create
+
 synth: venv ## [STACK= TENANTS= OUT=] run the program offline and write what it would create
-	$(PY) -m tools.synth --stack $(STACK) $(if $(TENANTS),--tenants $(TENANTS)) --out $(OUT)
+	$(PY) -m tools.offline.synth --stack $(STACK) $(if $(TENANTS),--tenants $(TENANTS)) --out $(OUT)
 
 synth-all: venv ## synth both sample stacks
 	$(MAKE) synth STACK=dev OUT=build/synth/dev
 	$(MAKE) synth STACK=prod OUT=build/synth/prod
 
+export: venv ## [STACK=] a stack export (deployment v3) of the offline run, for audits
+	$(PY) -m tools.offline.stack_export --stack $(STACK) --out $(EXPORT)
+
+##@ Reports (tools/reports/): capacity, cost, pictures and the cards people read
+
 plan: venv ## [STACK= TENANTS= COMMITMENT=1y|3y] density, all-in cost per clinic, headroom to every wall, node chart
-	$(PY) -m tools.plan --stack $(STACK) $(if $(TENANTS),--tenants $(TENANTS)) $(if $(COMMITMENT),--commitment $(COMMITMENT))
+	$(PY) -m tools.reports.plan --stack $(STACK) $(if $(TENANTS),--tenants $(TENANTS)) $(if $(COMMITMENT),--commitment $(COMMITMENT))
 
 plan-readme: venv ## regenerate the planner's figures in README.md and docs/scale.md
-	$(PY) -m tools.plan_docs
-
-rule-table: venv ## regenerate docs/audit.md's rule tables from the rule registry (orca_platform/rules/)
-	$(PY) -m tools.rule_table
+	$(PY) -m tools.reports.plan_docs
 
 diagram: venv ## [STACK=] the network as rendered (sites, ranges, clinics, IPs, FQDNs) -> build/diagram/<stack>.svg
-	$(PY) -m tools.diagram --stack $(STACK)
+	$(PY) -m tools.reports.diagram --stack $(STACK)
 
 # The README's pictures, drawn from the prod sample; tests/test_pictures.py fails when they are out of date.
 pictures: venv ## redraw docs/plan-prod.svg and docs/network-prod.svg (the README shows them)
-	$(PY) -m tools.plan --stack prod --json build/plan/prod.json --chart docs/plan-prod.svg > /dev/null
-	$(PY) -m tools.diagram --stack prod --out docs/network-prod.svg
-
-# Both stacks unless STACK is given on the command line (its default, dev, is for the single-stack targets).
-diff: venv ## BASE=<git ref> [STACK= MARKDOWN=file] what a change does to the platform and to each clinic
-	$(if $(BASE),,$(error BASE is required, e.g. make diff BASE=HEAD~1 or BASE=origin/main))
-	$(PY) -m tools.diff --base $(BASE) $(if $(filter command line,$(origin STACK)),--stack $(STACK)) \
-		$(if $(MARKDOWN),--markdown $(MARKDOWN))
+	$(PY) -m tools.reports.plan --stack prod --json build/plan/prod.json --chart docs/plan-prod.svg > /dev/null
+	$(PY) -m tools.reports.diagram --stack prod --out docs/network-prod.svg
 
 clinic-card: venv ## CLINIC=<id> [STACK= OUTPUTS=pulumi-stack-output.json] the connection page for a clinic's IT
 	$(if $(CLINIC),,$(error CLINIC is required, e.g. make clinic-card CLINIC=sakura-naika STACK=prod))
-	$(PY) -m tools.clinic_card --clinic $(CLINIC) --stack $(STACK) $(if $(OUTPUTS),--outputs $(OUTPUTS))
+	$(PY) -m tools.reports.clinic_card --clinic $(CLINIC) --stack $(STACK) $(if $(OUTPUTS),--outputs $(OUTPUTS))
 
-export: venv ## [STACK=] a stack export (deployment v3) of the offline run, for audits
-	$(PY) -m tools.stack_export --stack $(STACK) --out $(EXPORT)
+##@ Audit (tools/audit/): stack exports against the rules
+
+rule-table: venv ## regenerate docs/audit.md's rule tables from the rule registry (orca_platform/rules/)
+	$(PY) -m tools.audit.rule_table
 
 audit: venv ## EXPORT=file [REPORT=dir PREVIOUS=report.json ARCHIVE=s3://bucket/prefix RETENTION=years] audit a 'pulumi stack export'
 	$(PY) -m tools.audit --export $(EXPORT) --out $(REPORT) $(if $(ARCHIVE),--archive $(ARCHIVE)) \
@@ -176,6 +199,8 @@ audit-samples: venv ## export and audit both sample stacks (must find no violati
 	$(MAKE) export audit STACK=dev
 	$(MAKE) export audit STACK=prod
 
+##@ Benchmark and housekeeping (bench/)
+
 bench: venv ## time the offline run for 10, 100 and 1,000 clinics; rewrites docs/benchmark.md and README's figures
 	$(PY) -m bench.run
 
@@ -183,7 +208,7 @@ clean: ## remove build output and caches
 	rm -rf build .mypy_cache .ruff_cache .pytest_cache
 
 # --- deploying (docs/ci.md) ------------------------------------------------------------------------------------------
-# Every deploy path previews before it changes anything: `pulumi preview --json` goes through tools/preview_gate.py,
+# Every deploy path previews before it changes anything: `pulumi preview --json` goes through tools/deploy/gate.py,
 # which refuses a delete, replace or empty re-creation of clinic data; only then the CLI's `pulumi up`, which previews
 # again and stops on a protected resource before its first change (pkg/backend/apply.go), unlike the Automation API's
 # `up` (`--skip-preview`). Both run with --refresh, so the gate sees the state the update acts on (REFRESH=false: none).
@@ -196,6 +221,14 @@ REFRESH_FLAG = $(if $(filter false,$(REFRESH)),,--refresh)
 
 .PHONY: pulumi-cli gate preview up decommission
 
+##@ Deploy (tools/deploy/): the gated path to a real stack
+
+# Both stacks unless STACK is given on the command line (its default, dev, is for the single-stack targets).
+diff: venv ## BASE=<git ref> [STACK= MARKDOWN=file] what a change does to the platform and to each clinic
+	$(if $(BASE),,$(error BASE is required, e.g. make diff BASE=HEAD~1 or BASE=origin/main))
+	$(PY) -m tools.deploy.diff --base $(BASE) $(if $(filter command line,$(origin STACK)),--stack $(STACK)) \
+		$(if $(MARKDOWN),--markdown $(MARKDOWN))
+
 pulumi-cli: ## fail clearly when the Pulumi CLI is missing
 	@command -v $(PULUMI) >/dev/null 2>&1 || { echo "error: the Pulumi CLI ('$(PULUMI)') is not on PATH: install it \
 	(https://www.pulumi.com/docs/install/), log in to the state backend (README, Deploying) and run this again" >&2; \
@@ -207,7 +240,7 @@ gate: venv pulumi-cli ## STACK= [REFRESH= GATE_FORMAT=markdown] only the gated J
 	$(PULUMI) stack output --stack $(STACK) --json > $(GATE_DIR)/outputs.json
 	@rc=0; env -u PULUMI_ENABLE_STREAMING_JSON_PREVIEW $(PULUMI) preview --stack $(STACK) --json $(REFRESH_FLAG) \
 		> $(GATE_DIR)/preview.json || rc=$$?; \
-	$(PY) -m tools.preview_gate --stack $(STACK) $(if $(TENANTS),--tenants $(TENANTS)) \
+	$(PY) -m tools.deploy.gate --stack $(STACK) $(if $(TENANTS),--tenants $(TENANTS)) \
 		--preview $(GATE_DIR)/preview.json --outputs $(GATE_DIR)/outputs.json --preview-exit $$rc \
 		--format $(GATE_FORMAT) --report $(GATE_DIR)/gate.txt
 
@@ -223,5 +256,5 @@ up: gate policy-venv ## STACK= [REFRESH=false] the gate, then the CLI's pulumi u
 decommission: venv ## CLINIC=<id> [STACK= EXPORT=file] the steps and URNs that retire a clinic
 	@test -n "$(CLINIC)" || { echo "error: CLINIC=<id> is required: make decommission CLINIC=<id> STACK=<stack>" >&2; \
 	exit 2; }
-	$(PY) -m tools.decommission --clinic $(CLINIC) --stack $(STACK) $(if $(TENANTS),--tenants $(TENANTS)) \
+	$(PY) -m tools.deploy.decommission --clinic $(CLINIC) --stack $(STACK) $(if $(TENANTS),--tenants $(TENANTS)) \
 		$(if $(filter command environment,$(firstword $(origin EXPORT))),--export $(EXPORT))

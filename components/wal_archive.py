@@ -13,6 +13,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from orca_platform.backup import pitr
+from orca_platform.backup.orca_image import STATE_ENV, STATE_MOUNT
 from orca_platform.conventions import (
     PROMETHEUS_PORT,
     PROMETHEUS_SCRAPE,
@@ -20,7 +21,6 @@ from orca_platform.conventions import (
     WORKLOAD_IDENTITY_SKIP_CONTAINERS,
     WORKLOAD_IDENTITY_USE_LABEL,
 )
-from orca_platform.orca_image import STATE_ENV, STATE_MOUNT
 
 from .orca_pod import STATE_VOLUME
 from .pod_security import orca_security_context
@@ -145,7 +145,7 @@ def identity_metadata(token_free: list[str]) -> tuple[dict[str, str], dict[str, 
     """(labels, annotations) that let the webhook give the clinic's identity to the shipper alone."""
     annotations = {
         WORKLOAD_IDENTITY_SKIP_CONTAINERS: ";".join(token_free),
-        # The shipper's metrics, for the WAL alerts (orca_platform/alerts.py).
+        # The shipper's metrics, for the WAL alerts (orca_platform/monitoring/alerts.py).
         PROMETHEUS_SCRAPE: "true",
         PROMETHEUS_PORT: str(WAL_METRICS_PORT),
     }

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from orca_platform import backup_plan
-from orca_platform.backup import pitr
+from orca_platform.backup import backup_plan, pitr
+from orca_platform.backup.orca_image import SEED_MARKER
 from orca_platform.backup.window import (
     BaseBackup,
     TargetRefusedError,
@@ -32,7 +32,6 @@ from orca_platform.backup.window import (
     recovery_time,
     restorable_window,
 )
-from orca_platform.orca_image import SEED_MARKER
 from tests import azurite, pg_pod
 
 REASON = pg_pod.requirement() or azurite.requirement()

@@ -21,7 +21,7 @@ from orca_platform.backup.window import (
     recovery_time,
     restorable_window,
 )
-from tools import shell_scripts
+from tools.checks import shell_scripts
 
 UTC = dt.UTC
 JST = dt.timezone(dt.timedelta(hours=9))

@@ -16,10 +16,10 @@ import yaml
 from components import wal_archive
 from orca_platform.backup import pitr
 from orca_platform.conventions import WORKLOAD_IDENTITY_SKIP_CONTAINERS, WORKLOAD_IDENTITY_USE_LABEL
-from orca_platform.errors import InputError
-from orca_platform.tenants import parse_tenants
+from orca_platform.model.errors import InputError
+from orca_platform.model.tenants import parse_tenants
 from tests.orca_test_support import PROJECT_DIR, k8s_named, load_settings
-from tools.offline import Run, reveal, run_program, stack_config
+from tools.offline.engine import Run, reveal, run_program, stack_config
 
 
 @pytest.fixture(scope="module")
@@ -156,8 +156,8 @@ def test_a_point_in_time_restore_renders_a_new_generation_stopping_at_the_target
 
 
 def test_archiving_is_watched_by_what_matters_from_the_shipper_s_metrics(prod: Run) -> None:
-    from orca_platform import alerts
     from orca_platform.conventions import PROMETHEUS_PORT, PROMETHEUS_SCRAPE, WAL_METRICS_PORT
+    from orca_platform.monitoring import alerts
 
     rules = {r.alert: r for r in alerts.wal_archive_rules()}
     assert set(rules) == {"ClinicWalNotArchived", "ClinicWalArchiveFailing", "ClinicWalSpoolNearCap"}

@@ -24,7 +24,6 @@ from orca_platform.conventions import (
     ROLE_LABEL,
     SKIP_AWAIT,
     TIMEOUT_SECONDS,
-    WAL_METRICS_PORT,
 )
 from orca_platform.model import settings as model
 from orca_platform.model.ipnets import excluded_within
@@ -439,17 +438,6 @@ class OrcaTenant(pulumi.ComponentResource):
                             )
                         ],
                         ports=orca_ports,
-                    ),
-                    # The cluster's Prometheus agents (kube-system) read the WAL shipper's metrics, nothing else.
-                    np.NetworkPolicyIngressRuleArgs(
-                        from_=[
-                            np.NetworkPolicyPeerArgs(
-                                namespace_selector=k8s.meta.v1.LabelSelectorArgs(
-                                    match_labels={NAMESPACE_NAME_LABEL: "kube-system"}
-                                )
-                            )
-                        ],
-                        ports=[np.NetworkPolicyPortArgs(protocol="TCP", port=WAL_METRICS_PORT)],
                     ),
                     *(
                         [

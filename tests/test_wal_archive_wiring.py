@@ -175,6 +175,3 @@ def test_archiving_is_watched_by_what_matters_from_the_shipper_s_metrics(prod: R
         assert annotations[PROMETHEUS_SCRAPE] == "true" and annotations[PROMETHEUS_PORT] == str(WAL_METRICS_PORT)
         shipper = next(c for c in template["spec"]["initContainers"] if c["name"] == wal_archive.SHIPPER)
         assert shipper["ports"][0]["containerPort"] == WAL_METRICS_PORT
-        ingress = k8s_named(prod, "NetworkPolicy", ns, "orca-server").inputs["spec"]["ingress"]
-        scrape = [r for r in ingress if r["ports"] == [{"protocol": "TCP", "port": WAL_METRICS_PORT}]]
-        assert len(scrape) == 1 and "ipBlock" not in scrape[0]["from"][0]

@@ -9,8 +9,6 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import pytest
-
 from orca_platform.model.catalogue import load_catalogue
 from orca_platform.model.tenants import load_tenants
 from orca_platform.plan.capacity import capacity_rows

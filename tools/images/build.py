@@ -1,0 +1,230 @@
+"""`make image-tools`: build images/tools/Containerfile with buildah where no registry serves base images.
+
+The Containerfile's base (its `ARG DEBIAN_BASE`, a Debian point-release tag) is made with mmdebstrap from Debian's
+archive and stored under that very name, so `buildah bud --pull=never` finds it and the Containerfile stays the one
+CI builds with a pulled base. Storage is vfs (no overlay mount needed) and RUN steps use chroot isolation (no
+runtime, no user namespaces), both machine-wide under IMAGE_STORE so every clone and CI run reuses one build.
+
+The image's tag is a digest of everything in images/tools/ (Containerfile, requirements.txt, package.json,
+package-lock.json, .npmrc): an image with that tag is what these inputs build, and the build is skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+CONTEXT = PROJECT_DIR / "images" / "tools"
+CONTAINERFILE = CONTEXT / "Containerfile"
+REPOSITORY = "localhost/orca-platform/tools"
+STORE = Path(os.environ.get("IMAGE_STORE", "/var/lib/orca-platform/containers"))
+# Debian's code names by major release: the base's tag names the point release, mmdebstrap wants the suite.
+SUITES = {"12": "bookworm", "13": "trixie"}
+# What Debian's -slim images leave out (their rootfs builder, debuerreotype's slimify): documentation but the
+# copyright files, manual pages and translations.
+SLIM_EXCLUDES = (
+    "path-exclude=/usr/share/doc/*",
+    "path-include=/usr/share/doc/*/copyright",
+    "path-exclude=/usr/share/man/*",
+    "path-exclude=/usr/share/info/*",
+    "path-exclude=/usr/share/locale/*",
+    "path-exclude=/usr/share/lintian/*",
+)
+
+
+class BuildError(Exception):
+    """A step failed in a way the operator can fix: the message says how."""
+
+
+@dataclass(frozen=True)
+class Inputs:
+    digest: str  # sha256 over every file of the build context
+    base: str  # the Containerfile's DEBIAN_BASE default
+
+    @property
+    def tag(self) -> str:
+        return f"{REPOSITORY}:{self.digest[:16]}"
+
+
+def base_image(containerfile: Path = CONTAINERFILE) -> str:
+    match = re.search(r"^ARG DEBIAN_BASE=(\S+)$", containerfile.read_text(encoding="utf-8"), re.MULTILINE)
+    if match is None:
+        raise BuildError(f"{containerfile}: no `ARG DEBIAN_BASE=<image>` line: the base image must be named there")
+    return match[1]
+
+
+def point_release(base: str) -> str:
+    """'docker.io/library/debian:13.8-slim' -> '13.8'."""
+    match = re.fullmatch(r"[^:]+:(?P<release>[0-9]+\.[0-9]+)(?:-slim)?", base)
+    if match is None or match["release"].split(".")[0] not in SUITES:
+        raise BuildError(
+            f"DEBIAN_BASE {base!r}: name a Debian point release the build knows ({', '.join(SUITES)}), "
+            "e.g. docker.io/library/debian:13.8-slim"
+        )
+    return match["release"]
+
+
+def inputs(context: Path = CONTEXT) -> Inputs:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in context.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(context)).encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return Inputs(digest.hexdigest(), base_image(context / "Containerfile"))
+
+
+def buildah_args(store: Path = STORE) -> list[str]:
+    return ["buildah", "--root", str(store / "root"), "--runroot", str(store / "run"), "--storage-driver", "vfs"]
+
+
+def _run(argv: Sequence[str], env: dict[str, str] | None = None, stream: bool = False) -> str:
+    """argv's standard output; `stream`: its output goes to the terminal as it comes (a long build)."""
+    proc = subprocess.run(list(argv), text=True, capture_output=not stream, check=False, env=env)  # noqa: S603
+    if proc.returncode != 0:
+        raise BuildError(f"{' '.join(argv[:8])} ... failed ({proc.returncode}):\n{(proc.stderr or '').strip()[-3000:]}")
+    return proc.stdout or ""
+
+
+def image_exists(name: str, store: Path = STORE) -> bool:
+    probe = subprocess.run(  # noqa: S603
+        [*buildah_args(store), "inspect", "--type", "image", "--format", "{{.FromImageID}}", name],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return probe.returncode == 0
+
+
+def make_base(base: str, store: Path = STORE) -> None:
+    """The Debian point release `base` names, from Debian's archive by mmdebstrap, stored as `base`."""
+    release = point_release(base)
+    suite = SUITES[release.split(".")[0]]
+    with tempfile.TemporaryDirectory(prefix="orca-base-") as tmp:
+        rootfs = Path(tmp) / "rootfs.tar"
+        _run(
+            [
+                "mmdebstrap",
+                "--variant=apt",
+                "--mode=root",
+                "--format=tar",
+                "--aptopt=Acquire::Languages \"none\"",
+                *(f"--dpkgopt={rule}" for rule in SLIM_EXCLUDES),
+                suite,
+                str(rootfs),
+            ],
+            env={**os.environ, "SOURCE_DATE_EPOCH": os.environ.get("SOURCE_DATE_EPOCH", "0")},
+        )
+        found = _run(["tar", "-xOf", str(rootfs), "./etc/debian_version"]).strip()
+        if found != release:
+            raise BuildError(
+                f"Debian's archive serves {suite} {found}, the Containerfile names {release} ({base}): bump "
+                "DEBIAN_BASE and the package pins in images/tools/Containerfile (docs/tools-image.md, Bumping)"
+            )
+        buildah = buildah_args(store)
+        ctr = _run([*buildah, "from", "--pull=never", "scratch"]).strip()
+        try:
+            _run([*buildah, "add", ctr, str(rootfs), "/"])
+            _run(
+                [
+                    *buildah,
+                    "config",
+                    "--env",
+                    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                    "--cmd",
+                    "bash",
+                    "--label",
+                    f"io.orca-platform.base=mmdebstrap {suite} {release}",
+                    ctr,
+                ]
+            )
+            _run([*buildah, "commit", "--rm", ctr, base])
+        except BuildError:
+            subprocess.run([*buildah, "rm", ctr], capture_output=True, check=False)  # noqa: S603
+            raise
+
+
+def ca_bundle() -> str | None:
+    """The CA bundle the build's downloads trust: a TLS-inspecting proxy's CA is in it where there is one."""
+    for candidate in (os.environ.get("SSL_CERT_FILE"), "/etc/ssl/certs/ca-certificates.crt"):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return None
+
+
+def source_commit() -> str:
+    proc = subprocess.run(
+        ["git", "-C", str(PROJECT_DIR), "rev-parse", "HEAD"],  # noqa: S607
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return proc.stdout.strip() if proc.returncode == 0 else "unknown"
+
+
+def build(store: Path = STORE, context: Path = CONTEXT) -> str:
+    """Build the image unless one from these inputs exists; its tag."""
+    found = inputs(context)
+    if image_exists(found.tag, store):
+        print(f"{found.tag}: up to date (built from these inputs)")
+        return found.tag
+    began = time.monotonic()
+    if not image_exists(found.base, store):
+        make_base(found.base, store)
+        print(f"{found.base}: made with mmdebstrap in {time.monotonic() - began:.0f} s")
+    secret = ca_bundle()
+    _run(
+        [
+            *buildah_args(store),
+            "bud",
+            "--isolation",
+            "chroot",
+            "--pull=never",
+            "--layers=false",
+            "--file",
+            str(context / "Containerfile"),
+            "--build-arg",
+            f"SOURCE_COMMIT={source_commit()}",
+            "--build-arg",
+            f"INPUTS_DIGEST={found.digest}",
+            *(["--secret", f"id=ca,src={secret}"] if secret else []),
+            "--tag",
+            found.tag,
+            str(context),
+        ],
+        stream=True,
+    )
+    print(f"{found.tag}: built in {time.monotonic() - began:.0f} s, {size_mib(found.tag, store):.0f} MiB")
+    return found.tag
+
+
+def size_mib(name: str, store: Path = STORE) -> float:
+    out = _run([*buildah_args(store), "inspect", "--type", "image", "--format", "{{.Docker.Size}}", name])
+    return int(out.strip() or 0) / 2**20
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--print-tag", action="store_true", help="print the tag these inputs build, build nothing")
+    args = parser.parse_args(argv)
+    try:
+        if args.print_tag:
+            print(inputs().tag)
+        else:
+            build()
+    except BuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -17,7 +17,7 @@ PROMTOOL ?= promtool
 # apt-get needs root: sudo when not already root (CI runners and workstations alike).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help venv scan-venv policy-venv deb-promtool deb-shellcheck deb-postgres test lint typecheck layers unit checks synth synth-all plan plan-readme rule-table diagram pictures diff clinic-card export audit audit-samples bench clean
+.PHONY: help venv scan-venv policy-venv deb-promtool deb-shellcheck deb-postgres deb-buildah image-tools image-readme image-scan test lint typecheck layers unit checks synth synth-all plan plan-readme rule-table diagram pictures diff clinic-card export audit audit-samples bench clean
 
 # `make help` prints every target that has a `## ` description on its rule line, in file order: the list cannot
 # drift from the targets (tests/test_operator_tools.py checks that every target has one).
@@ -81,14 +81,36 @@ deb-postgres: ## PostgreSQL (apt package postgresql) for the real-database tests
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql; \
 	fi
 
+# buildah and mmdebstrap (Debian packages) build the tools image with no registry (tools/images/build.py checks
+# their versions). Installed once, a no-op when both are there.
+deb-buildah: ## buildah and mmdebstrap (apt packages) for the tools image, unless already installed
+	@if ! command -v buildah >/dev/null || ! command -v mmdebstrap >/dev/null; then \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+			-o DPkg::Lock::Timeout=600 --no-install-recommends buildah mmdebstrap >/dev/null; fi
+	@echo "$$(buildah --version), mmdebstrap $$(mmdebstrap --version | cut -d' ' -f2)"
+
+# The image backup.toolsImage names (docs/tools-image.md), tagged by a digest of images/tools/: unchanged inputs, no
+# build. Needs root (mmdebstrap's root mode, buildah's machine-wide store under IMAGE_STORE).
+image-tools: venv deb-buildah ## the tools image from images/tools/ with buildah; a no-op when its inputs are unchanged
+	$(PY) -m tools.images.build
+
+image-readme: venv ## regenerate README.md's tools-image block from images/tools/
+	$(PY) -m tools.images.contract
+
+# Only Debian's archive is reachable for this (docs/tools-image.md, Known vulnerabilities): exit 1 when it has a
+# security update of an installed package.
+image-scan: image-tools ## the tools image's size, and its Debian packages that a security update has passed by
+	$(PY) -m tools.images.scan
+
 # The checkov and promtool tests call the scan virtualenv and promtool, the policy-pack tests the pack's own venv,
-# the shell tests shellcheck, the real-database tests PostgreSQL: all first, so they run, not skip, on a fresh clone.
+# the shell tests shellcheck, the real-database tests PostgreSQL, the tools-image tests the image: all first, so
+# they run, not skip, on a fresh clone.
 # One worker per CPU (pytest-xdist). Tests keep to their own tmp_path; the two that touch the project directory
 # itself (one writes a stack file there, one copies the tree) share the xdist_group "project-dir", which loadgroup
 # runs on one worker, one after the other.
 PYTEST_WORKERS ?= auto
 
-unit: venv scan-venv policy-venv deb-shellcheck deb-promtool deb-postgres ## [PYTEST_WORKERS=] the unit tests (pytest, one worker per CPU)
+unit: venv scan-venv policy-venv deb-shellcheck deb-promtool deb-postgres image-tools ## [PYTEST_WORKERS=] the unit tests (pytest, one worker per CPU)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 # Schema validation, security scan, isolation proof, shellcheck and alert rules (promtool) over both sample stacks

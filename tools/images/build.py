@@ -116,7 +116,7 @@ def make_base(base: str, store: Path = STORE) -> None:
                 "--variant=apt",
                 "--mode=root",
                 "--format=tar",
-                "--aptopt=Acquire::Languages \"none\"",
+                '--aptopt=Acquire::Languages "none"',
                 *(f"--dpkgopt={rule}" for rule in SLIM_EXCLUDES),
                 suite,
                 str(rootfs),
@@ -148,7 +148,7 @@ def make_base(base: str, store: Path = STORE) -> None:
             )
             _run([*buildah, "commit", "--rm", ctr, base])
         except BuildError:
-            subprocess.run([*buildah, "rm", ctr], capture_output=True, check=False)  # noqa: S603
+            subprocess.run([*buildah, "rm", ctr], capture_output=True, check=False)  # noqa: S603 - our arguments
             raise
 
 
@@ -161,7 +161,7 @@ def ca_bundle() -> str | None:
 
 
 def source_commit() -> str:
-    proc = subprocess.run(
+    proc = subprocess.run(  # noqa: S603 - git with fixed arguments
         ["git", "-C", str(PROJECT_DIR), "rev-parse", "HEAD"],  # noqa: S607
         capture_output=True,
         text=True,
@@ -170,12 +170,35 @@ def source_commit() -> str:
     return proc.stdout.strip() if proc.returncode == 0 else "unknown"
 
 
+# buildah 1.24 brought RUN --mount=type=secret (the proxy CA); mmdebstrap 1.0 the option set used here.
+MINIMUM = {"buildah": (1, 24), "mmdebstrap": (1, 0)}
+
+
+def check_tools() -> None:
+    if os.geteuid() != 0:
+        raise BuildError("needs root: mmdebstrap's root mode and buildah's machine-wide store (CI runs as root)")
+    for tool, least in MINIMUM.items():
+        proc = subprocess.run([tool, "--version"], capture_output=True, text=True, check=False)  # noqa: S603
+        found = re.search(r"([0-9]+)\.([0-9]+)", proc.stdout)
+        if proc.returncode != 0 or found is None or (int(found[1]), int(found[2])) < least:
+            raise BuildError(f"{tool} {'.'.join(map(str, least))} or newer is needed (make deb-buildah)")
+
+
+def prune(keep: str, store: Path = STORE) -> None:
+    """Drop the tools images of earlier inputs: each is a full copy under vfs."""
+    listing = _run([*buildah_args(store), "images", "--format", "{{.Name}}:{{.Tag}}", "--noheading"])
+    for name in listing.split():
+        if name.startswith(f"{REPOSITORY}:") and name != keep:
+            _run([*buildah_args(store), "rmi", name])
+
+
 def build(store: Path = STORE, context: Path = CONTEXT) -> str:
     """Build the image unless one from these inputs exists; its tag."""
     found = inputs(context)
     if image_exists(found.tag, store):
         print(f"{found.tag}: up to date (built from these inputs)")
         return found.tag
+    check_tools()
     began = time.monotonic()
     if not image_exists(found.base, store):
         make_base(found.base, store)
@@ -202,13 +225,14 @@ def build(store: Path = STORE, context: Path = CONTEXT) -> str:
         ],
         stream=True,
     )
-    print(f"{found.tag}: built in {time.monotonic() - began:.0f} s, {size_mib(found.tag, store):.0f} MiB")
+    prune(found.tag, store)
+    print(f"{found.tag}: built in {time.monotonic() - began:.0f} s, {size(found.tag, store)}")
     return found.tag
 
 
-def size_mib(name: str, store: Path = STORE) -> float:
-    out = _run([*buildah_args(store), "inspect", "--type", "image", "--format", "{{.Docker.Size}}", name])
-    return int(out.strip() or 0) / 2**20
+def size(name: str, store: Path = STORE) -> str:
+    """The image's size as buildah reports it (its layers, uncompressed)."""
+    return _run([*buildah_args(store), "images", "--format", "{{.Size}}", "--noheading", name]).strip()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -228,3 +252,39 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+class Container:
+    """A working container of an image (buildah from), to run commands in as the image's user; removed on exit."""
+
+    def __init__(self, image: str, store: Path = STORE) -> None:
+        self.image = image
+        self.store = store
+        self.id = ""
+
+    def __enter__(self) -> Container:
+        self.id = _run([*buildah_args(self.store), "from", "--pull=never", self.image]).strip()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        subprocess.run([*buildah_args(self.store), "rm", self.id], capture_output=True, check=False)  # noqa: S603
+
+    def run(
+        self,
+        argv: Sequence[str],
+        mounts: dict[str, str] | None = None,
+        env: dict[str, str] | None = None,
+        user: str | None = None,
+        timeout: float = 300,
+    ) -> subprocess.CompletedProcess[str]:
+        """argv in the container (chroot isolation: the caller's network namespace); host:container bind mounts."""
+        options = [f"--volume={host}:{inside}" for host, inside in (mounts or {}).items()]
+        options += [f"--env={k}={v}" for k, v in (env or {}).items()]
+        options += [f"--user={user}"] if user else []
+        return subprocess.run(  # noqa: S603
+            [*buildah_args(self.store), "run", "--isolation", "chroot", *options, self.id, "--", *argv],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )

@@ -23,7 +23,7 @@ import yaml
 from tests import pg_pod
 from tests.orca_test_support import load_settings, raw_settings
 from tools import generated_blocks
-from tools.images import build, commands, contract
+from tools.images import build, commands, contract, scan
 from tools.offline import PROJECT_DIR, reveal, run_program, stack_config
 
 CLINIC = "test-sakura"
@@ -116,6 +116,19 @@ def test_the_scripts_of_the_tools_image_are_found_in_what_the_program_renders(
     assert "pg_dump" not in used and "pg_ctlcluster" not in used, "those run in ORCA's image"
 
 
+def test_a_program_run_directly_and_a_script_of_another_image_are_told_apart() -> None:
+    pod = {
+        "containers": [
+            {"name": "wal", "image": "tools:1", "command": ["barman-cloud-wal-archive", "--cloud-provider", "azure"]},
+            {"name": "orca", "image": "orca:1", "command": ["sh", "-c", "pg_ctlcluster 12 main start"]},
+        ],
+        "initContainers": [{"name": "seed", "image": "tools:1", "command": ["/bin/sh", "-c", "cp -a /a /b"]}],
+    }
+    objects = [{"kind": "Deployment", "metadata": {"namespace": "n", "name": "d"}, "spec": {"template": {"spec": pod}}}]
+    used = contract.commands_of(contract.tools_image_scripts(objects, "tools:1"))
+    assert set(used) == {"barman-cloud-wal-archive", "cp"}
+
+
 def test_the_readme_block_is_generated_from_the_containerfile() -> None:
     assert generated_blocks.update(contract.TARGET, contract.files(), check=True) == 0, "run make image-readme"
 
@@ -141,6 +154,17 @@ def test_the_build_key_changes_with_every_input(tmp_path: Path) -> None:
         f.write("# a change\n")
     changed = build.inputs(context)
     assert changed.tag != before.tag and changed.base == before.base
+
+
+def test_the_scan_reads_which_packages_a_security_update_has_passed_by() -> None:
+    listing = """Listing...
+libssl3t64/stable-security,stable 3.5.1-1+deb13u2 amd64 [upgradable from: 3.5.1-1+deb13u1]
+tzdata/stable-updates 2026g-0+deb13u1 all [upgradable from: 2026f-0+deb13u1]
+"""
+    assert scan.parse_upgradable(listing) == [
+        scan.Lagging("libssl3t64", "3.5.1-1+deb13u1", "3.5.1-1+deb13u2", security=True),
+        scan.Lagging("tzdata", "2026f-0+deb13u1", "2026g-0+deb13u1", security=False),
+    ]
 
 
 # --- the built image -------------------------------------------------------------------------------------------------
@@ -206,7 +230,8 @@ def test_the_image_runs_its_tools_as_its_user_without_caches(image: build.Contai
     assert tuple(int(x) for x in azcopy.split(".")[:2]) >= (10, 25), "--login-type=workload needs 10.25"
     assert "v1.34." in out("kubectl", "version", "--client")
     assert out("pg_restore", "--version").startswith("pg_restore (PostgreSQL) 17.")
-    assert "3.20.1" in out("barman-cloud-wal-archive", "--version")
+    (barman,) = contract.contents().pypi.values()
+    assert out("barman-cloud-wal-archive", "--version") == f"barman-cloud-wal-archive {barman}"
     assert out("python3", "-c", "import azure.identity, azure.storage.blob, psycopg2; print('ok')") == "ok"
     # The monthly rule's clock: a POSIX TZ rule, no zone file read.
     assert out("env", "TZ=JST-9", "date", "-d", "2026-11-30T16:30:00Z", "+%d") == "01"

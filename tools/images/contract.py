@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -77,29 +78,38 @@ def tools_image_scripts(objects: list[Mapping[str, Any]], tools_image: str) -> l
         config_maps = maps.get(meta.get("namespace") or "", {})
         for pod in _pod_specs(obj.get("spec") or {}):
             for c in [*(pod.get("initContainers") or []), *pod["containers"]]:
-                if c.get("image") != tools_image:
-                    continue
-                env = {e["name"]: e["value"] for e in c.get("env") or [] if isinstance(e.get("value"), str)}
-                argv = [*(c.get("command") or []), *(c.get("args") or [])]
-                where = f"{subject} {c.get('name')}"
-                if len(argv) >= 3 and argv[0] in commands.SHELLS and argv[1] == "-c":
-                    runs.append(ScriptRun(f"{where}: sh -c", argv[2]))
-                    pending = list(commands.scan(argv[2]).scripts)
-                elif len(argv) >= 2 and argv[0] in commands.SHELLS:
-                    pending = [argv[1]]
-                else:
-                    raise ValueError(f"{where}: runs {argv!r}, not a shell script: its commands cannot be read")
-                seen: set[str] = set()
-                while pending:
-                    path = _expand(pending.pop(), env)
-                    found = _mounted_file(path, c, pod, config_maps)
-                    if found is None:
-                        raise ValueError(f"{where}: runs {path}, which no mounted ConfigMap holds")
-                    key, text = found
-                    if key not in seen:
-                        seen.add(key)
-                        runs.append(ScriptRun(f"{where}: {key}", text))
-                        pending.extend(commands.scan(text).scripts)
+                if c.get("image") == tools_image:
+                    runs += _container_runs(f"{subject} {c.get('name')}", c, pod, config_maps)
+    return runs
+
+
+def _container_runs(
+    where: str, c: Mapping[str, Any], pod: Mapping[str, Any], config_maps: Mapping[str, Mapping[str, str]]
+) -> list[ScriptRun]:
+    env = {e["name"]: e["value"] for e in c.get("env") or [] if isinstance(e.get("value"), str)}
+    argv = [*(c.get("command") or []), *(c.get("args") or [])]
+    runs: list[ScriptRun] = []
+    if len(argv) >= 3 and argv[0] in commands.SHELLS and argv[1] == "-c":
+        runs.append(ScriptRun(f"{where}: sh -c", argv[2]))
+        pending = list(commands.scan(argv[2]).scripts)
+    elif len(argv) >= 2 and argv[0] in commands.SHELLS:
+        pending = [argv[1]]
+    elif argv:
+        # A program run directly (barman-cloud-wal-archive ...): the one command.
+        return [ScriptRun(f"{where}: {argv[0]}", shlex.join(argv))]
+    else:
+        raise ValueError(f"{where}: no command: the tools image has no entrypoint to fall back on")
+    seen: set[str] = set()
+    while pending:
+        path = _expand(pending.pop(), env)
+        found = _mounted_file(path, c, pod, config_maps)
+        if found is None:
+            raise ValueError(f"{where}: runs {path}, which no mounted ConfigMap holds")
+        key, text = found
+        if key not in seen:
+            seen.add(key)
+            runs.append(ScriptRun(f"{where}: {key}", text))
+            pending.extend(commands.scan(text).scripts)
     return runs
 
 

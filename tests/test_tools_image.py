@@ -235,10 +235,11 @@ def test_the_image_runs_its_tools_as_its_user_without_caches(image: build.Contai
     assert out("python3", "-c", "import azure.identity, azure.storage.blob, psycopg2; print('ok')") == "ok"
     # The monthly rule's clock: a POSIX TZ rule, no zone file read.
     assert out("env", "TZ=JST-9", "date", "-d", "2026-11-30T16:30:00Z", "+%d") == "01"
-    # As root, who can read everywhere: apt's lists and caches, shell histories, pip's and npm's caches, logs.
+    # As root, who can read everywhere: apt's lists and caches, shell histories, pip's and npm's caches, logs, and
+    # the build's CA secret.
     look = image.run(
         ["/bin/sh", "-c", "ls -A /var/lib/apt/lists /var/cache/apt /var/log; find / -xdev \\( -name '.*_history' "
-         "-o -name .npm -o -name .cache -o -name '*.deb' \\) -print"],
+         "-o -name .npm -o -name .cache -o -name '*.deb' -o -path /run/secrets \\) -print"],
         user="0:0",
     )  # fmt: skip
     assert look.returncode == 0, look.stderr

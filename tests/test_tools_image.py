@@ -154,6 +154,10 @@ def test_the_build_key_changes_with_every_input(tmp_path: Path) -> None:
         f.write("# a change\n")
     changed = build.inputs(context)
     assert changed.tag != before.tag and changed.base == before.base
+    # What a local npm install leaves is not an input: the build copies only the files it names.
+    (context / "node_modules" / "x").mkdir(parents=True)
+    (context / "node_modules" / "x" / "index.js").write_text("", encoding="utf-8")
+    assert build.inputs(context) == changed
 
 
 def test_the_scan_reads_which_packages_a_security_update_has_passed_by() -> None:
@@ -233,6 +237,9 @@ def test_the_image_runs_its_tools_as_its_user_without_caches(image: build.Contai
     (barman,) = contract.contents().pypi.values()
     assert out("barman-cloud-wal-archive", "--version") == f"barman-cloud-wal-archive {barman}"
     assert out("python3", "-c", "import azure.identity, azure.storage.blob, psycopg2; print('ok')") == "ok"
+    # The WAL archiver runs it in ORCA's pod as that image's postgres user, a uid this image does not know.
+    stranger = image.run(["barman-cloud-wal-archive", "--version"], user="999:999")
+    assert stranger.returncode == 0 and barman in stranger.stdout, stranger.stderr
     # The monthly rule's clock: a POSIX TZ rule, no zone file read.
     assert out("env", "TZ=JST-9", "date", "-d", "2026-11-30T16:30:00Z", "+%d") == "01"
     # As root, who can read everywhere: apt's lists and caches, shell histories, pip's and npm's caches, logs, and

@@ -89,7 +89,9 @@ def point_release(base: str) -> str:
 
 def inputs(context: Path = CONTEXT) -> Inputs:
     digest = hashlib.sha256(BASE_RECIPE.encode())
-    for path in sorted(p for p in context.rglob("*") if p.is_file()):
+    # Everything the build could read, but what a local `npm install` or Python may leave in the directory.
+    files = (p for p in context.rglob("*") if p.is_file() and not {"node_modules", "__pycache__"} & set(p.parts))
+    for path in sorted(files):
         digest.update(str(path.relative_to(context)).encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return Inputs(digest.hexdigest(), base_image(context / "Containerfile"))

@@ -265,6 +265,7 @@ def size(name: str, store: Path = STORE) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--print-tag", action="store_true", help="print the tag these inputs build, build nothing")
+    parser.add_argument("--print-digest", action="store_true", help="print the inputs' digest (CI labels with it)")
     parser.add_argument(
         "--for-tests",
         action="store_true",
@@ -272,8 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        if args.print_tag:
-            print(inputs().tag)
+        if args.print_tag or args.print_digest:
+            print(inputs().tag if args.print_tag else inputs().digest)
             return 0
         if args.for_tests and (os.geteuid() != 0 or shutil.which("buildah") is None):
             print(

@@ -291,7 +291,7 @@ def _container_env(objects: list[dict[str, Any]], kind: str, name: str, containe
 def test_the_dump_and_restore_scripts_run_in_the_image_against_a_real_server(
     objects: list[dict[str, Any]], tools_image: str
 ) -> None:
-    """dump.sh and restore-fetch.sh as rendered, in the image, as its user: the ORCA pod's pg_dump (the kubectl
+    """dump.sh, snapshot.sh and restore-fetch.sh as rendered, in the image, as its user: the ORCA pod's pg_dump (the kubectl
     stand-in's exec) reaches the server over the pod's loopback, the image's pg_restore checks the archive, the
     azcopy stand-in stores it; a truncated dump is refused; a dump the server's own pg_dump wrote is fetched, checked
     and read back into a new database with every row."""
@@ -347,6 +347,12 @@ def test_the_dump_and_restore_scripts_run_in_the_image_against_a_real_server(
             refused = in_image(["/bin/sh", "/scripts/dump.sh"], {**cron, "FAKE_NOW": "2026-11-22T16:30:00Z"})
             assert refused.code != 0 and "refused" in refused.err
             assert len(list((standin / "blob" / "daily" / CLINIC).iterdir())) == 1, "nothing more was stored"
+
+            # The snapshot job, with the image's date and head: the VolumeSnapshot it applies names the volume.
+            snapshots = _container_env(objects, "CronJob", "orca-snapshots", "backup")
+            snap = in_image(["/bin/sh", "/scripts/snapshot.sh"], {**snapshots, "PVC": "orca-state"}).ok()
+            assert "persistentVolumeClaimName: orca-state" in (standin / "applied.yaml").read_text()
+            assert "ready" in snap.out
 
             # A restore fetches a dump the clinic's own server wrote (ORCA's pg_dump, the server's major): the
             # image's pg_restore checks it, and loads it into a new database of that server.

@@ -84,6 +84,8 @@ refuse() { echo "$*" >&2; exit 1; }
 kubectl exec "$pod" -- sh -c 'pg_dump -Fc db'
 su postgres -c "psql -c 'select 1'"
 trap 'cleanup_tool || true' EXIT
+trap - EXIT
+if command -v zstd >/dev/null; then :; fi
 cat <<DOC
 name: $(hostname)
 DOC
@@ -96,7 +98,7 @@ n=$(( (a - 1) * 60 ))
     found = commands.scan(script)
     assert found.commands == {
         "set", "nohup", "env", "awk", "tr", "kubectl", "head", "pg_restore", "echo", "wc", "seq",
-        "sleep", "grep", "exit", "psql", "su", "cleanup_tool", "true", "trap", "cat", "hostname", "sh",
+        "sleep", "grep", "exit", "psql", "su", "cleanup_tool", "true", "trap", "cat", "hostname", "sh", "command", ":",
     }  # fmt: skip
     assert found.functions == {"refuse"}
     assert found.scripts == {"$SCRIPTS/other.sh"}
@@ -279,7 +281,7 @@ ROWS = 1500
 def _container_env(objects: list[dict[str, Any]], kind: str, name: str, container: str) -> dict[str, str]:
     """A container's plain environment as rendered for the clinic."""
     obj = _named(objects, kind, name)
-    for pod in contract._pod_specs(obj["spec"]):
+    for pod in contract.pod_specs(obj["spec"]):
         for c in [*(pod.get("initContainers") or []), *pod["containers"]]:
             if c["name"] == container:
                 return {e["name"]: e["value"] for e in c.get("env") or [] if isinstance(e.get("value"), str)}
@@ -291,10 +293,10 @@ def _container_env(objects: list[dict[str, Any]], kind: str, name: str, containe
 def test_the_dump_and_restore_scripts_run_in_the_image_against_a_real_server(
     objects: list[dict[str, Any]], tools_image: str
 ) -> None:
-    """dump.sh, snapshot.sh and restore-fetch.sh as rendered, in the image, as its user: the ORCA pod's pg_dump (the kubectl
-    stand-in's exec) reaches the server over the pod's loopback, the image's pg_restore checks the archive, the
-    azcopy stand-in stores it; a truncated dump is refused; a dump the server's own pg_dump wrote is fetched, checked
-    and read back into a new database with every row."""
+    """dump.sh, snapshot.sh and restore-fetch.sh as rendered, in the image, as its user: the ORCA pod's pg_dump (the
+    kubectl stand-in's exec) reaches the server over the pod's loopback, the image's pg_restore checks the archive,
+    the azcopy stand-in stores it; a truncated dump is refused; a dump the server's own pg_dump wrote is fetched,
+    checked and read back into a new database with every row."""
     config_map = _named(objects, "ConfigMap", "orca-backup-scripts")
     version = pg_pod.server_version()
     assert version is not None

@@ -292,6 +292,8 @@ def _command(words: list[_Word], found: Found) -> None:
     name, args = words[0], words[1:]
     _add(found, name)
     texts = [a.text for a in args]
+    if name.text == "command" and {"-v", "-V"} & set(texts):
+        return  # a look-up (`command -v zstd || ...`), not a call
     if name.text in RUNNERS:
         rest = [a for a in args if not a.text.startswith("-") and not _ASSIGNMENT.match(a.text)]
         _command(rest, found)
@@ -299,8 +301,8 @@ def _command(words: list[_Word], found: Found) -> None:
         scan(texts[texts.index("-c") + 1], found)
     elif name.text in SHELLS and name.text != "su" and texts and not texts[0].startswith("-"):
         found.scripts.add(texts[0])
-    elif name.text in ("trap", "eval") and texts:
-        scan(texts[0], found)
+    elif name.text in ("trap", "eval") and texts and texts[0] not in ("", "-"):
+        scan(texts[0], found)  # `trap - EXIT` resets, `trap '' TERM` ignores: neither runs anything
 
 
 def _add(found: Found, word: _Word) -> None:

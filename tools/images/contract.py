@@ -32,15 +32,15 @@ class ScriptRun:
     text: str
 
 
-def _pod_specs(node: Any) -> Iterator[Mapping[str, Any]]:
+def pod_specs(node: Any) -> Iterator[Mapping[str, Any]]:
     if isinstance(node, Mapping):
         if isinstance(node.get("containers"), list):
             yield node
         for value in node.values():
-            yield from _pod_specs(value)
+            yield from pod_specs(value)
     elif isinstance(node, list):
         for value in node:
-            yield from _pod_specs(value)
+            yield from pod_specs(value)
 
 
 def _mounted_file(
@@ -76,7 +76,7 @@ def tools_image_scripts(objects: list[Mapping[str, Any]], tools_image: str) -> l
         meta = obj.get("metadata") or {}
         subject = f"{meta.get('namespace')}/{obj.get('kind')}/{meta.get('name')}"
         config_maps = maps.get(meta.get("namespace") or "", {})
-        for pod in _pod_specs(obj.get("spec") or {}):
+        for pod in pod_specs(obj.get("spec") or {}):
             for c in [*(pod.get("initContainers") or []), *pod["containers"]]:
                 if c.get("image") == tools_image:
                     runs += _container_runs(f"{subject} {c.get('name')}", c, pod, config_maps)

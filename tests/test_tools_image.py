@@ -136,7 +136,9 @@ def test_the_readme_block_is_generated_from_the_containerfile() -> None:
 
 
 def test_the_image_serves_every_stacks_postgresql_and_kubernetes_versions() -> None:
-    """pg_restore reads archives of older pg_dump only; kubectl is supported within one minor of the API server."""
+    """pg_restore reads archives of its own and older pg_dump only (postgres/postgres src/bin/pg_dump/
+    pg_backup_archiver.c, ReadHead: "unsupported version" above K_VERS_MAX); kubectl is supported within one minor
+    version of the API server (kubernetes/website content/en/releases/version-skew-policy.md, kubectl)."""
     c = contract.contents()
     kubectl_minor = int(c.kubectl_minor.split(".")[1])
     for stack in ("dev", "prod"):

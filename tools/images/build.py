@@ -31,8 +31,8 @@ REPOSITORY = "localhost/orca-platform/tools"
 STORE = Path(os.environ.get("IMAGE_STORE", "/var/lib/orca-platform/containers"))
 # Debian's code names by major release: the base's tag names the point release, mmdebstrap wants the suite.
 SUITES = {"12": "bookworm", "13": "trixie"}
-# What Debian's -slim images leave out (their rootfs builder, debuerreotype's slimify): documentation but the
-# copyright files, manual pages and translations.
+# What Debian's -slim images leave out (debuerreotype/debuerreotype scripts/.slimify-excludes and
+# .slimify-includes): documentation but the copyright files, manual pages and translations.
 SLIM_EXCLUDES = (
     "path-exclude=/usr/share/doc/*",
     "path-include=/usr/share/doc/*/copyright",
@@ -42,8 +42,9 @@ SLIM_EXCLUDES = (
     "path-exclude=/usr/share/lintian/*",
 )
 # mmdebstrap keeps these options in the base's apt and dpkg configuration, as the official images' minimizing
-# config does: no translations, and dpkg without fsync (a build's layers are rebuilt, never recovered; the
-# packages' own unpacking was most of the cold build's time).
+# config does (debuerreotype scripts/debuerreotype-minimizing-config: docker-no-languages, docker-apt-speedup): no
+# translations, and dpkg without fsync (a build's layers are rebuilt, never recovered; the packages' own unpacking
+# was most of the cold build's time).
 BASE_OPTIONS = (
     "--variant=apt",
     '--aptopt=Acquire::Languages "none"',

@@ -106,6 +106,27 @@ n=$(( (a - 1) * 60 ))
     assert commands.scan('"$tool" --version\n').dynamic == {"$tool"}
 
 
+def test_a_function_that_runs_its_argument_makes_each_call_name_a_command() -> None:
+    """The archive's scripts wrap barman-cloud in a function with a time limit: the commands are its callers'."""
+    script = """\
+cloud() {
+  limit=$1
+  tool=$2
+  shift 2
+  timeout "$limit" "$tool" --cloud-provider azure-blob-storage "$@"
+}
+retry() { "$@" || "$@"; }
+cloud 600 barman-cloud-wal-restore "$URL" server "$name"
+if cloud 60 barman-cloud-wal-archive --gzip "$URL" server "$f"; then :; fi
+retry sync
+timeout 5 "$tool" --version
+"""
+    found = commands.scan(script)
+    assert {"barman-cloud-wal-restore", "barman-cloud-wal-archive", "sync", "timeout"} <= found.commands
+    assert not {"cloud", "retry", "600", "60"} & found.commands
+    assert found.dynamic == {"$tool"}, "outside a function the expansion names nothing"
+
+
 def test_the_scripts_of_the_tools_image_are_found_in_what_the_program_renders(
     runs: list[contract.ScriptRun],
 ) -> None:
@@ -334,11 +355,10 @@ def test_the_dump_and_restore_scripts_run_in_the_image_against_a_real_server(
                 # buildah run from inside the pod's namespaces: chroot isolation keeps the caller's network, so
                 # the image reaches the pod's server on the pod's loopback and nothing else.
                 mounts = {scripts: "/scripts", work: "/work", standin: "/standin", pod.bin_dir: "/standin-bin"}
-                options = [f"--volume={host}:{inside}" for host, inside in mounts.items()]
                 full = {**env, "STANDIN": "/standin", "PATH": f"/standin-bin:{image_path}"}
-                options += [f"--env={k}={v}" for k, v in full.items()]
-                run = [*build.buildah_args(), "run", "--isolation", "chroot", *options, image.id, "--", *argv]
-                return pod.raw(run, timeout=300)
+                outputs = ws.directory("image", f"output-{len(list(ws.root.glob('image/output-*')))}")
+                done = pod.raw(image.command(argv, outputs, mounts, full), timeout=300)
+                return pg_pod.Result(done.code, *build.read_outputs(outputs, done.err), done.seconds)
 
             cron = _container_env(objects, "CronJob", "orca-dumps", "backup")
             assert cron["SCRIPTS"] == "/scripts" and cron["WORK"] == "/work"

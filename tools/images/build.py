@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -309,22 +309,50 @@ class Container:
     def __exit__(self, *_: object) -> None:
         subprocess.run([*buildah_args(self.store), "rm", self.id], capture_output=True, check=False)  # noqa: S603
 
+    def command(
+        self,
+        argv: Sequence[str],
+        outputs: Path,
+        mounts: Mapping[str | Path, str] | None = None,
+        env: Mapping[str, str] | None = None,
+        user: str | None = None,
+    ) -> list[str]:
+        """The buildah command that runs argv in the container (chroot isolation: in the caller's network namespace),
+        with host:container bind mounts. Its output goes to files under `outputs`, not through buildah: buildah
+        1.28's relay of a chroot's output twice lost a short command's whole stdout (exit status 0) while these
+        tests ran on a loaded machine, and an empty answer would read as "no command is missing"."""
+        outputs.chmod(0o777)
+        options = [f"--volume={host}:{inside}" for host, inside in {**(mounts or {}), outputs: OUTPUTS}.items()]
+        options += [f"--env={k}={v}" for k, v in (env or {}).items()]
+        options += [f"--user={user}"] if user else []
+        wrapped = ["/bin/sh", "-c", f'exec "$@" >{OUTPUTS}/stdout 2>{OUTPUTS}/stderr', "sh", *argv]
+        return [*buildah_args(self.store), "run", "--isolation", "chroot", *options, self.id, "--", *wrapped]
+
     def run(
         self,
         argv: Sequence[str],
-        mounts: dict[str, str] | None = None,
-        env: dict[str, str] | None = None,
+        mounts: Mapping[str | Path, str] | None = None,
+        env: Mapping[str, str] | None = None,
         user: str | None = None,
         timeout: float = 300,
     ) -> subprocess.CompletedProcess[str]:
-        """argv in the container (chroot isolation: the caller's network namespace); host:container bind mounts."""
-        options = [f"--volume={host}:{inside}" for host, inside in (mounts or {}).items()]
-        options += [f"--env={k}={v}" for k, v in (env or {}).items()]
-        options += [f"--user={user}"] if user else []
-        return subprocess.run(  # noqa: S603
-            [*buildah_args(self.store), "run", "--isolation", "chroot", *options, self.id, "--", *argv],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        """argv in the container, as `command` runs it; its exit status and output."""
+        with tempfile.TemporaryDirectory(prefix="orca-run-") as tmp:
+            outputs = Path(tmp)
+            cmd = self.command(argv, outputs, mounts, env, user)
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)  # noqa: S603
+            return subprocess.CompletedProcess(cmd, proc.returncode, *read_outputs(outputs, proc.stderr))
+
+
+# Where a command's output files are mounted in the container.
+OUTPUTS = "/run/orca-platform-output"
+
+
+def read_outputs(outputs: Path, buildah_stderr: str = "") -> tuple[str, str]:
+    """(stdout, stderr) a command wrote under `outputs`; buildah's own complaints follow its stderr."""
+
+    def read(name: str) -> str:
+        path = outputs / name
+        return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+
+    return read("stdout"), read("stderr") + buildah_stderr

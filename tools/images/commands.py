@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 RESERVED = frozenset({"if", "then", "else", "elif", "fi", "do", "done", "while", "until", "for", "in", "case", "esac"})
 # Command position again after these words (the word itself is not a command).
 OPENERS = frozenset({"if", "then", "else", "elif", "do", "while", "until", "{", "!"})
-# These run their first non-option argument as a command.
-RUNNERS = frozenset({"exec", "command", "nohup", "env", "xargs", "time"})
+# These run their first non-option argument as a command; `timeout DURATION COMMAND` its second.
+RUNNERS = frozenset({"exec", "command", "nohup", "env", "xargs", "time", "timeout"})
 # These run a string as a script in the same image: `sh -c STRING`, `su USER -c STRING`, `trap STRING SIGNAL`.
 SHELLS = frozenset({"sh", "/bin/sh", "bash", "/bin/bash", "dash", "su"})
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+_FROM_POSITIONAL = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=\$\{?([1-9])\}?$")
+_EXPANSION = re.compile(r"^\$\{?([A-Za-z_][A-Za-z0-9_]*|[1-9@*])\}?$")
 _REDIRECT = re.compile(r"[0-9]*(<<-|<<|>>|>&|<&|<>|>\||<|>)")
 _OPERATORS = (";;", "&&", "||", ";", "&", "|", "(", ")", "\n")
 
@@ -30,6 +32,11 @@ class Found:
     functions: set[str] = field(default_factory=set)
     dynamic: set[str] = field(default_factory=set)  # command words that are expansions
     scripts: set[str] = field(default_factory=set)  # files run as scripts: `sh "$SCRIPTS/store-dump.sh"`
+    # A function that runs one of its arguments (`cloud() { tool=$2; shift 2; timeout 60 "$tool" "$@"; }`): the
+    # positions it runs, and every call's arguments, so `cloud 600 barman-cloud-wal-restore ...` names the command.
+    runs_argument: dict[str, set[int]] = field(default_factory=dict)
+    positional: dict[str, dict[str, int]] = field(default_factory=dict)  # function -> variable -> $N it holds
+    calls: list[tuple[str, list[str]]] = field(default_factory=list)
 
 
 @dataclass
@@ -247,15 +254,28 @@ class _Compound:
         return False
 
 
-def scan(script: str, found: Found | None = None) -> Found:
+def scan(script: str) -> Found:
     """Every command `script` calls, the functions it defines (not commands) and the script files it runs."""
-    found = found or Found()
+    found = Found()
+    _scan(script, found)
+    for name, args in found.calls:
+        for n in sorted(found.runs_argument.get(name, ())):
+            if n <= len(args):
+                (found.dynamic if "$" in args[n - 1] else found.commands).add(args[n - 1])
+    found.commands -= found.functions
+    return found
+
+
+def _scan(script: str, found: Found) -> None:
     reader = _Reader(script)
     tokens = _tokens(reader)
     nested: list[str] = []
     current: list[_Word] = []
     compound = _Compound()
     redirected = False
+    braces = 0
+    defining: str | None = None  # a function whose `{` comes next
+    inside: list[tuple[str, int]] = []  # the functions being read, with the brace depth their body opened at
     n = 0
     while n < len(tokens):
         kind, value = tokens[n]
@@ -263,46 +283,72 @@ def scan(script: str, found: Found | None = None) -> Found:
         if isinstance(value, str):
             redirected = kind == "redir"
             if kind == "op" and value == "(" and len(current) == 1 and tokens[n : n + 1] == [("op", ")")]:
-                found.functions.add(current[0].text)  # name() { ...; }
+                defining = current[0].text  # name() { ...; }
+                found.functions.add(defining)
                 current = []
                 n += 1
             elif kind == "op":
                 compound.operator(value)
-                _command(current, found)
+                _command(current, found, inside[-1][0] if inside else None)
                 current = []
             continue
         nested.extend(value.substitutions)
         if redirected:
             redirected = False
-        elif not compound.skips("" if value.quoted else value.text, not current):
+            continue
+        if not current and not value.quoted and value.text in ("{", "}"):
+            if value.text == "{":
+                braces += 1
+                if defining is not None:
+                    inside.append((defining, braces))
+                    defining = None
+            else:
+                if inside and inside[-1][1] == braces:
+                    inside.pop()
+                braces -= 1
+        if not compound.skips("" if value.quoted else value.text, not current):
             current.append(value)
-    _command(current, found)
+    _command(current, found, inside[-1][0] if inside else None)
     for source in nested + [sub for body in reader.bodies for sub in _substitutions(body)]:
-        scan(source, found)
-    found.commands -= found.functions
-    return found
+        _scan(source, found)
 
 
-def _command(words: list[_Word], found: Found) -> None:
-    """One simple command: its command word, and what it runs in turn."""
+def _command(words: list[_Word], found: Found, function: str | None) -> None:
+    """One simple command (inside `function`, or at the top): its command word, and what it runs in turn."""
     while words and _ASSIGNMENT.match(words[0].text):
+        held = _FROM_POSITIONAL.match(words[0].text)
+        if function is not None and held:
+            found.positional.setdefault(function, {})[held[1]] = int(held[2])
         words = words[1:]  # NAME=value before the command, or alone
     if not words:
         return
     name, args = words[0], words[1:]
+    expansion = _EXPANSION.match(name.text)
+    if function is not None and expansion:
+        # "$tool" after tool=$2, "$2", "$@": the function runs what its caller passes there.
+        variable = expansion[1]
+        holds = found.positional.get(function, {}).get(variable)
+        index = holds or (1 if variable in "@*" else int(variable) if variable.isdigit() else 0)
+        if index:
+            found.runs_argument.setdefault(function, set()).add(index)
+        else:
+            found.dynamic.add(name.text)
+        return
     _add(found, name)
     texts = [a.text for a in args]
+    if "$" not in name.text:
+        found.calls.append((name.text, texts))
     if name.text == "command" and {"-v", "-V"} & set(texts):
         return  # a look-up (`command -v zstd || ...`), not a call
     if name.text in RUNNERS:
         rest = [a for a in args if not a.text.startswith("-") and not _ASSIGNMENT.match(a.text)]
-        _command(rest, found)
+        _command(rest[1:] if name.text == "timeout" else rest, found, function)
     elif name.text in SHELLS and "-c" in texts and texts.index("-c") + 1 < len(texts):
-        scan(texts[texts.index("-c") + 1], found)
+        _scan(texts[texts.index("-c") + 1], found)
     elif name.text in SHELLS and name.text != "su" and texts and not texts[0].startswith("-"):
         found.scripts.add(texts[0])
     elif name.text in ("trap", "eval") and texts and texts[0] not in ("", "-"):
-        scan(texts[0], found)  # `trap - EXIT` resets, `trap '' TERM` ignores: neither runs anything
+        _scan(texts[0], found)  # `trap - EXIT` resets, `trap '' TERM` ignores: neither runs anything
 
 
 def _add(found: Found, word: _Word) -> None:

@@ -36,6 +36,7 @@ SUITES = {"12": "bookworm", "13": "trixie"}
 SLIM_EXCLUDES = (
     "path-exclude=/usr/share/doc/*",
     "path-include=/usr/share/doc/*/copyright",
+    "path-exclude=/usr/share/groff/*",
     "path-exclude=/usr/share/man/*",
     "path-exclude=/usr/share/info/*",
     "path-exclude=/usr/share/locale/*",
@@ -213,11 +214,13 @@ def check_tools() -> None:
 
 
 def prune(keep: str, store: Path = STORE) -> None:
-    """Drop the tools images of earlier inputs: each is a full copy under vfs."""
+    """Drop the tools images of earlier inputs and bases of earlier recipes (left untagged): each is a full copy
+    under vfs."""
     listing = _run([*buildah_args(store), "images", "--format", "{{.Name}}:{{.Tag}}", "--noheading"])
     for name in listing.split():
         if name.startswith(f"{REPOSITORY}:") and name != keep:
             _run([*buildah_args(store), "rmi", name])
+    _run([*buildah_args(store), "rmi", "--prune"])
 
 
 def build(store: Path = STORE, context: Path = CONTEXT) -> str:

@@ -21,8 +21,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # `make help` prints every target that has a `## ` description on its rule line, in file order: the list cannot
 # drift from the targets (tests/test_operator_tools.py checks that every target has one).
-help: ## this list
-	@awk -F ':.*## ' '/^[a-zA-Z0-9_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+help: ## this list, by room
+	@awk -F ':.*## ' '/^##@ / {printf "\n%s\n", substr($$0, 5)} /^[a-zA-Z0-9_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' \
+		$(MAKEFILE_LIST)
+
+##@ Setup: virtualenvs and the Debian packages the tests use (installed once, no-ops afterwards)
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -62,13 +65,6 @@ deb-promtool: ## promtool (apt package prometheus) for the alert-rule check, unl
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 	@$(PROMTOOL) --version 2>&1 | head -n 1
 
-lint: venv ## ruff check and ruff format --check
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
-
-typecheck: venv ## mypy --strict
-	$(VENV)/bin/mypy
-
 # Debian's PostgreSQL server and postgresql-common for the real-database tests (tests/test_postgres_scripts.py):
 # installed once, a no-op afterwards. Without apt-get the tests are skipped, and say so.
 deb-postgres: ## PostgreSQL (apt package postgresql) for the real-database tests, unless already installed
@@ -92,6 +88,8 @@ deb-buildah: ## buildah and mmdebstrap (apt packages) for the tools image, unles
 			-o DPkg::Lock::Timeout=600 --no-install-recommends buildah mmdebstrap >/dev/null; fi; \
 	echo "$$(buildah --version), mmdebstrap $$(mmdebstrap --version | cut -d' ' -f2)"
 
+##@ The tools image (images/tools/, tools/images/): backup.toolsImage, built offline with buildah
+
 # The image backup.toolsImage names (docs/tools-image.md), tagged by a digest of images/tools/: unchanged inputs, no
 # build. Needs root (mmdebstrap's root mode, buildah's machine-wide store under IMAGE_STORE).
 image-tools: venv deb-buildah ## the tools image from images/tools/ with buildah; a no-op when its inputs are unchanged
@@ -109,6 +107,15 @@ image-readme: venv ## regenerate README.md's tools-image block from images/tools
 image-scan: image-tools ## the tools image's size, and its Debian packages that a security update has passed by
 	$(PY) -m tools.images.scan
 
+##@ Tests and checks (tests/, tools/checks/): what CI runs
+
+lint: venv ## ruff check and ruff format --check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: venv ## mypy --strict
+	$(VENV)/bin/mypy
+
 # The checkov and promtool tests call the scan virtualenv and promtool, the policy-pack tests the pack's own venv,
 # the shell tests shellcheck, the real-database tests PostgreSQL, the tools-image tests the image: all first, so
 # they run, not skip, on a fresh clone.
@@ -121,7 +128,7 @@ unit: venv scan-venv policy-venv deb-shellcheck deb-promtool deb-postgres image-
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 # Schema validation, security scan, isolation proof, shellcheck and alert rules (promtool) over both sample stacks
-# and dev rendered with every clinic ingress-only (tools/check_variants/).
+# and dev rendered with every clinic ingress-only (tools/checks/check_variants/).
 checks: venv scan-venv deb-shellcheck deb-promtool ## schema, scan, isolation proof, shellcheck and alert rules over both sample stacks and the ingress-only variant
 	$(PY) -m tools.checks --stacks dev prod dev+ingress-only --scan-python $(SCAN_VENV)/bin/python --promtool $(PROMTOOL)
 
@@ -131,42 +138,42 @@ layers: venv ## import contracts (import-linter): the core never imports Pulumi,
 
 test: lint typecheck layers unit checks ## lint, type-check, import contracts, unit tests and offline checks (what CI runs)
 
+##@ The program offline (tools/offline/): run it under mocks, write what it would create
+
 synth: venv ## [STACK= TENANTS= OUT=] run the program offline and write what it would create
-	$(PY) -m tools.synth --stack $(STACK) $(if $(TENANTS),--tenants $(TENANTS)) --out $(OUT)
+	$(PY) -m tools.offline.synth --stack $(STACK) $(if $(TENANTS),--tenants $(TENANTS)) --out $(OUT)
 
 synth-all: venv ## synth both sample stacks
 	$(MAKE) synth STACK=dev OUT=build/synth/dev
 	$(MAKE) synth STACK=prod OUT=build/synth/prod
 
+export: venv ## [STACK=] a stack export (deployment v3) of the offline run, for audits
+	$(PY) -m tools.offline.stack_export --stack $(STACK) --out $(EXPORT)
+
+##@ Reports (tools/reports/): capacity, cost, pictures and the cards people read
+
 plan: venv ## [STACK= TENANTS= COMMITMENT=1y|3y] density, all-in cost per clinic, headroom to every wall, node chart
-	$(PY) -m tools.plan --stack $(STACK) $(if $(TENANTS),--tenants $(TENANTS)) $(if $(COMMITMENT),--commitment $(COMMITMENT))
+	$(PY) -m tools.reports.plan --stack $(STACK) $(if $(TENANTS),--tenants $(TENANTS)) $(if $(COMMITMENT),--commitment $(COMMITMENT))
 
 plan-readme: venv ## regenerate the planner's figures in README.md and docs/scale.md
-	$(PY) -m tools.plan_docs
-
-rule-table: venv ## regenerate docs/audit.md's rule tables from the rule registry (orca_platform/rules/)
-	$(PY) -m tools.rule_table
+	$(PY) -m tools.reports.plan_docs
 
 diagram: venv ## [STACK=] the network as rendered (sites, ranges, clinics, IPs, FQDNs) -> build/diagram/<stack>.svg
-	$(PY) -m tools.diagram --stack $(STACK)
+	$(PY) -m tools.reports.diagram --stack $(STACK)
 
 # The README's pictures, drawn from the prod sample; tests/test_pictures.py fails when they are out of date.
 pictures: venv ## redraw docs/plan-prod.svg and docs/network-prod.svg (the README shows them)
-	$(PY) -m tools.plan --stack prod --json build/plan/prod.json --chart docs/plan-prod.svg > /dev/null
-	$(PY) -m tools.diagram --stack prod --out docs/network-prod.svg
-
-# Both stacks unless STACK is given on the command line (its default, dev, is for the single-stack targets).
-diff: venv ## BASE=<git ref> [STACK= MARKDOWN=file] what a change does to the platform and to each clinic
-	$(if $(BASE),,$(error BASE is required, e.g. make diff BASE=HEAD~1 or BASE=origin/main))
-	$(PY) -m tools.diff --base $(BASE) $(if $(filter command line,$(origin STACK)),--stack $(STACK)) \
-		$(if $(MARKDOWN),--markdown $(MARKDOWN))
+	$(PY) -m tools.reports.plan --stack prod --json build/plan/prod.json --chart docs/plan-prod.svg > /dev/null
+	$(PY) -m tools.reports.diagram --stack prod --out docs/network-prod.svg
 
 clinic-card: venv ## CLINIC=<id> [STACK= OUTPUTS=pulumi-stack-output.json] the connection page for a clinic's IT
 	$(if $(CLINIC),,$(error CLINIC is required, e.g. make clinic-card CLINIC=sakura-naika STACK=prod))
-	$(PY) -m tools.clinic_card --clinic $(CLINIC) --stack $(STACK) $(if $(OUTPUTS),--outputs $(OUTPUTS))
+	$(PY) -m tools.reports.clinic_card --clinic $(CLINIC) --stack $(STACK) $(if $(OUTPUTS),--outputs $(OUTPUTS))
 
-export: venv ## [STACK=] a stack export (deployment v3) of the offline run, for audits
-	$(PY) -m tools.stack_export --stack $(STACK) --out $(EXPORT)
+##@ Audit (tools/audit/): stack exports against the rules
+
+rule-table: venv ## regenerate docs/audit.md's rule tables from the rule registry (orca_platform/rules/)
+	$(PY) -m tools.audit.rule_table
 
 audit: venv ## EXPORT=file [REPORT=dir PREVIOUS=report.json ARCHIVE=s3://bucket/prefix RETENTION=years] audit a 'pulumi stack export'
 	$(PY) -m tools.audit --export $(EXPORT) --out $(REPORT) $(if $(ARCHIVE),--archive $(ARCHIVE)) \
@@ -177,6 +184,8 @@ audit-samples: venv ## export and audit both sample stacks (must find no violati
 	$(MAKE) export audit STACK=dev
 	$(MAKE) export audit STACK=prod
 
+##@ Benchmark and housekeeping (bench/)
+
 bench: venv ## time the offline run for 10, 100 and 1,000 clinics; rewrites docs/benchmark.md and README's figures
 	$(PY) -m bench.run
 
@@ -184,7 +193,7 @@ clean: ## remove build output and caches
 	rm -rf build .mypy_cache .ruff_cache .pytest_cache
 
 # --- deploying (docs/ci.md) ------------------------------------------------------------------------------------------
-# Every deploy path previews before it changes anything: `pulumi preview --json` goes through tools/preview_gate.py,
+# Every deploy path previews before it changes anything: `pulumi preview --json` goes through tools/deploy/gate.py,
 # which refuses a delete, replace or empty re-creation of clinic data; only then the CLI's `pulumi up`, which previews
 # again and stops on a protected resource before its first change (pkg/backend/apply.go), unlike the Automation API's
 # `up` (`--skip-preview`). Both run with --refresh, so the gate sees the state the update acts on (REFRESH=false: none).
@@ -197,6 +206,14 @@ REFRESH_FLAG = $(if $(filter false,$(REFRESH)),,--refresh)
 
 .PHONY: pulumi-cli gate preview up decommission
 
+##@ Deploy (tools/deploy/): the gated path to a real stack
+
+# Both stacks unless STACK is given on the command line (its default, dev, is for the single-stack targets).
+diff: venv ## BASE=<git ref> [STACK= MARKDOWN=file] what a change does to the platform and to each clinic
+	$(if $(BASE),,$(error BASE is required, e.g. make diff BASE=HEAD~1 or BASE=origin/main))
+	$(PY) -m tools.deploy.diff --base $(BASE) $(if $(filter command line,$(origin STACK)),--stack $(STACK)) \
+		$(if $(MARKDOWN),--markdown $(MARKDOWN))
+
 pulumi-cli: ## fail clearly when the Pulumi CLI is missing
 	@command -v $(PULUMI) >/dev/null 2>&1 || { echo "error: the Pulumi CLI ('$(PULUMI)') is not on PATH: install it \
 	(https://www.pulumi.com/docs/install/), log in to the state backend (README, Deploying) and run this again" >&2; \
@@ -208,7 +225,7 @@ gate: venv pulumi-cli ## STACK= [REFRESH= GATE_FORMAT=markdown] only the gated J
 	$(PULUMI) stack output --stack $(STACK) --json > $(GATE_DIR)/outputs.json
 	@rc=0; env -u PULUMI_ENABLE_STREAMING_JSON_PREVIEW $(PULUMI) preview --stack $(STACK) --json $(REFRESH_FLAG) \
 		> $(GATE_DIR)/preview.json || rc=$$?; \
-	$(PY) -m tools.preview_gate --stack $(STACK) $(if $(TENANTS),--tenants $(TENANTS)) \
+	$(PY) -m tools.deploy.gate --stack $(STACK) $(if $(TENANTS),--tenants $(TENANTS)) \
 		--preview $(GATE_DIR)/preview.json --outputs $(GATE_DIR)/outputs.json --preview-exit $$rc \
 		--format $(GATE_FORMAT) --report $(GATE_DIR)/gate.txt
 
@@ -224,5 +241,5 @@ up: gate policy-venv ## STACK= [REFRESH=false] the gate, then the CLI's pulumi u
 decommission: venv ## CLINIC=<id> [STACK= EXPORT=file] the steps and URNs that retire a clinic
 	@test -n "$(CLINIC)" || { echo "error: CLINIC=<id> is required: make decommission CLINIC=<id> STACK=<stack>" >&2; \
 	exit 2; }
-	$(PY) -m tools.decommission --clinic $(CLINIC) --stack $(STACK) $(if $(TENANTS),--tenants $(TENANTS)) \
+	$(PY) -m tools.deploy.decommission --clinic $(CLINIC) --stack $(STACK) $(if $(TENANTS),--tenants $(TENANTS)) \
 		$(if $(filter command environment,$(firstword $(origin EXPORT))),--export $(EXPORT))

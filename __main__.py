@@ -22,7 +22,8 @@ from components.cluster import ORCA_POOL_LABEL, ORCA_POOL_VALUE
 from components.maintenance_mover import MaintenanceMover, MaintenanceMoverArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from config import kubernetes_layer, load_deployment, load_stack_plan, source_commit
-from orca_platform import alerts, naming
+from orca_platform.monitoring import alerts
+from orca_platform.plan import naming
 
 # Before the first resource: the input validated and planned; a Kubernetes layer this machine cannot reach stops the
 # run, naming the setting (README, "First deployment"); then the plan compared with what the stack last deployed
@@ -205,8 +206,8 @@ if cluster.provider is not None:
             for t_plan, tenant in zip(plan.clinics, tenants, strict=True)
         },
     )
-# What the next update is compared with (orca_platform/history.py). Plain data, no secret.
+# What the next update is compared with (orca_platform/safety/history.py). Plain data, no secret.
 pulumi.export("orcaHistory", deployment.history)
-# Audit trail (tools/audit_evidence.py): which program commit made this update, and which clinic ids are retired.
+# Audit trail (tools/audit/evidence.py): which program commit made this update, and which clinic ids are retired.
 pulumi.export("sourceCommit", source_commit())
 pulumi.export("retiredClinicIds", list(plan.retired_clinic_ids))

@@ -15,12 +15,13 @@ from pulumi.runtime import config as runtime_config
 from pulumi.runtime.sync_await import _sync_await
 from pulumi_azure_native import containerservice
 
-from orca_platform import bootstrap, naming
-from orca_platform.errors import InputError
-from orca_platform.history import HISTORY_OUTPUT, LEGACY_OUTPUT, parse_history, review
 from orca_platform.inputs import check_stack_inputs
-from orca_platform.settings import Settings
-from orca_platform.stack_plan import StackPlan
+from orca_platform.model.errors import InputError
+from orca_platform.model.settings import Settings
+from orca_platform.plan import naming
+from orca_platform.plan.stack_plan import StackPlan
+from orca_platform.safety import bootstrap
+from orca_platform.safety.history import HISTORY_OUTPUT, LEGACY_OUTPUT, parse_history, review
 
 PROJECT_DIR = Path(__file__).resolve().parent
 

@@ -1,6 +1,6 @@
 """The SDK's floor: a Pulumi program that registers N plain ConfigMaps through one Kubernetes provider, nothing else.
 
-Run by bench/run.py under the same mocks and recording monitor as the real program (tools.offline.run_program);
+Run by bench/run.py under the same mocks and recording monitor as the real program (tools.offline.engine.run_program);
 N comes from the environment so that the harness can run this file as it runs __main__.py.
 """
 

@@ -2,7 +2,8 @@
 
 Each measurement runs in a fresh interpreter, so peak memory (ru_maxrss) belongs to that run alone. Modules are
 imported before the clock starts: what is timed is the program registering its resources under the mocks of
-tools/offline.py. The floor (bench/floor_program.py) registers, under the same mocks and recording monitor, as many
+tools/offline/engine.py. The floor (bench/floor_program.py) registers, under the same mocks and recording monitor, as
+many
 plain ConfigMaps as the program registered Kubernetes objects. Figures go to stdout and to docs/benchmark.md.
 """
 
@@ -23,14 +24,15 @@ from typing import Any
 
 import yaml
 
-from tools import generated_blocks
-from tools.offline import PROJECT_DIR, reveal, run_program, stack_config
+from tools.offline.engine import PROJECT_DIR, reveal, run_program, stack_config
+from tools.reports import generated_blocks
 
 SIZES = (10, 100, 1000)
 STACK = "dev"
 REPORT = PROJECT_DIR / "docs" / "benchmark.md"
 README = PROJECT_DIR / "README.md"
-# The README's figures are the last run's, written by this tool between the markers of tools/generated_blocks.py.
+# The README's figures are the last run's, written by this tool between the markers of
+# tools/reports/generated_blocks.py.
 README_TARGET, README_BLOCK = "bench", "benchmark"
 FLOOR_PROGRAM = Path(__file__).resolve().parent / "floor_program.py"
 REPLAY_PROGRAM = Path(__file__).resolve().parent / "replay_program.py"
@@ -71,7 +73,7 @@ def bench_config(tenants_file: Path, n: int) -> dict[str, str]:
     cluster["orcaPool"]["maxCount"] = 100
     capacity = json.loads(base["orca-platform:capacity"])
     capacity["densityTarget"] = 10  # the planner refuses a pool below the target; the mix of sizes is not the point
-    # 1,000 clinics cross the walls of one dev cell (orca_platform/walls.py): ingress-only front doors (a ClusterIP
+    # 1,000 clinics cross the walls of one dev cell (orca_platform/plan/walls.py): ingress-only front doors (a ClusterIP
     # Service per clinic instead of a LoadBalancer one: the same number of resources), snapshots spread over their
     # 12-hour interval, and a checkpoint budget for 1,000 clinics' state.
     backup = json.loads(base["orca-platform:backup"])
@@ -223,7 +225,8 @@ def write_report(rows: list[dict[str, Any]], slope: dict[str, float] | None) -> 
         f"Measured {dt.date.today().isoformat()} by `make bench` (bench/run.py) on {machine}.",
         "",
         "Each figure is one run, in a fresh interpreter, of the real `__main__.py` under the mocks of",
-        "tools/offline.py: dev stack config with generated clinics (every tenth suspended; ingress-only front doors,",
+        "tools/offline/engine.py: dev stack config with generated clinics (every tenth suspended; ingress-only front"
+        " doors,",
         "since 1,000 load-balanced clinics would cross the 300-rule wall of one cluster), modules imported before",
         "the clock starts.",
         "",

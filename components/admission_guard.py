@@ -1,6 +1,6 @@
 """AdmissionGuard: ValidatingAdmissionPolicies that refuse deleting or releasing clinic data in the cluster itself.
 
-The policies (orca_platform/admission.py) are built into the API server since Kubernetes 1.30
+The policies (orca_platform/safety/admission.py) are built into the API server since Kubernetes 1.30
 (admissionregistration.k8s.io/v1): no webhook to run or keep available, and failurePolicy Fail, so a policy that
 cannot be evaluated refuses rather than lets through.
 """
@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from orca_platform import backup_plan
-from orca_platform.admission import CLINIC_LABEL, GuardPolicy, guard_policies
+from orca_platform.backup import backup_plan
 from orca_platform.conventions import platform_labels
+from orca_platform.safety.admission import CLINIC_LABEL, GuardPolicy, guard_policies
 
 LABELS = platform_labels()
 

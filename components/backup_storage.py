@@ -9,9 +9,9 @@ import pulumi
 import pulumi_random as random
 from pulumi_azure_native import authorization, network, privatedns, resources, storage
 
-from orca_platform import settings as model
-from orca_platform.backup_plan import container_retention
-from orca_platform.prod_floors import RECORDS_RETENTION_TAG
+from orca_platform.backup.backup_plan import container_retention
+from orca_platform.model import settings as model
+from orca_platform.safety.prod_floors import RECORDS_RETENTION_TAG
 
 
 @dataclass(frozen=True)

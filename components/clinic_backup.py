@@ -12,10 +12,13 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pulumi_azure_native import authorization, managedidentity
 
-from orca_platform import backup_plan, maintenance, naming, orca_image
-from orca_platform import settings as model
+from orca_platform.backup import backup_plan, orca_image
 from orca_platform.conventions import TIMEOUT_SECONDS
-from orca_platform.stack_plan import ClinicPlan
+from orca_platform.model import schedule
+from orca_platform.model import settings as model
+from orca_platform.plan import naming
+from orca_platform.plan.clinic import ClinicPlan
+from orca_platform.safety import maintenance
 
 from .k8s_objects import ApiObject, Meta, dns_egress_rule
 from .orca_pod import (
@@ -273,7 +276,7 @@ class ClinicBackup(pulumi.ComponentResource):
             "SCRIPTS": SCRIPTS_MOUNT,
             "WORK": WORK,
             # The clinic's time zone as a POSIX rule (the monthly dump is the 1st there): no tzdata in the image.
-            "TZ": backup_plan.posix_tz(a.orca.timezone),
+            "TZ": schedule.posix_tz(a.orca.timezone),
             "SELECTOR": ",".join(f"{k}={v}" for k, v in naming.selector(p.id).items()),
             "SNAPSHOT_CLASS": a.target.snapshot_class,
             "RETAIN": str(a.backup.snapshot_retention_count),

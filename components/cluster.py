@@ -10,12 +10,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pulumi_azure_native import authorization, containerservice, managedidentity, resources
 
-from orca_platform import naming
-from orca_platform import settings as model
-from orca_platform.capacity import CapacityPlan
 from orca_platform.conventions import CLINIC_DATA, DATA_LABEL, POOL_LABEL
 from orca_platform.kubeconfig import convert_kubeconfig
-from orca_platform.storage import StorageStrategy, snapshot_parameters
+from orca_platform.model import settings as model
+from orca_platform.plan import naming
+from orca_platform.plan.capacity import CapacityPlan
+from orca_platform.plan.storage import StorageStrategy, snapshot_parameters
 
 from .k8s_objects import ApiObject
 from .propagation import RoleGrantWait

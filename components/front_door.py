@@ -1,6 +1,6 @@
 """A clinic's front door: its Service, its Ingress and its allow-list, one renderer per mode.
 
-The mode is decided in the plan (orca_platform/front_door.py); this module only places the objects, as children of
+The mode is decided in the plan (orca_platform/plan/front_door.py); this module only places the objects, as children of
 the clinic's OrcaTenant. Both modes render the Ingress and its NGINX Policy (the allow-list of the FQDN path); they
 differ in the Service:
 - loadbalancer: an internal LoadBalancer Service with the clinic's source ranges, its private IP the clinic's;
@@ -16,8 +16,6 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from orca_platform import naming
-from orca_platform import settings as model
 from orca_platform.conventions import (
     GLSERVER_PORT,
     INTERNAL_LB,
@@ -29,8 +27,10 @@ from orca_platform.conventions import (
     PUSH_PORT,
     TIMEOUT_SECONDS,
 )
-from orca_platform.fields import FrontDoorMode
-from orca_platform.stack_plan import ClinicPlan
+from orca_platform.model import settings as model
+from orca_platform.model.fields import FrontDoorMode
+from orca_platform.plan import naming
+from orca_platform.plan.clinic import ClinicPlan
 
 from .k8s_objects import ApiObject, Meta
 

@@ -11,7 +11,6 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from orca_platform import settings as model
 from orca_platform.conventions import (
     INTERNAL_LB,
     INTERNAL_LB_SUBNET,
@@ -20,6 +19,7 @@ from orca_platform.conventions import (
     POD_SECURITY_WARN,
     ROLE_LABEL,
 )
+from orca_platform.model import settings as model
 
 INGRESS_ROLE_LABEL = ROLE_LABEL
 INGRESS_ROLE = "ingress"

@@ -2,7 +2,8 @@
 
 Every ORCA server's PodDisruptionBudget forbids evictions, so a node drain alone would wait for ever (and an AKS
 node upgrade would fail at its drain timeout). This CronJob, in a namespace of its own, runs every few minutes on the
-window's days and acts only while the window is open (orca_platform/maintenance.py). It may list nodes and, in the
+window's days and acts only while the window is open (orca_platform/safety/maintenance.py). It may list nodes and, in
+the
 clinic namespaces only (each binds it, in ClinicBackup), list and delete pods; nothing else.
 """
 
@@ -14,10 +15,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from orca_platform import naming
-from orca_platform import settings as model
 from orca_platform.conventions import APP_NAME_LABEL, POD_SECURITY_ENFORCE, platform_labels
-from orca_platform.maintenance import MOVER, MOVER_POD_ROLE, MOVER_SCRIPT, NAMESPACE, mover_schedule
+from orca_platform.model import settings as model
+from orca_platform.plan import naming
+from orca_platform.safety.maintenance import MOVER, MOVER_POD_ROLE, MOVER_SCRIPT, NAMESPACE, mover_schedule
 
 from .k8s_objects import ApiObject, dns_egress_rule
 from .pod_security import tools_pod_security, tools_security_context

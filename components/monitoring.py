@@ -1,6 +1,7 @@
 """Monitoring: Azure Monitor managed Prometheus for the cluster, its alert rules and who they notify.
 
-The rules are data (orca_platform/alerts.py); this component places them. The wiring follows Azure's own onboarding
+The rules are data (orca_platform/monitoring/alerts.py); this component places them. The wiring follows Azure's own
+onboarding
 template (Azure/prometheus-collector AddonBicepTemplate): an Azure Monitor workspace, a data collection endpoint and
 rule of kind Linux forwarding the stream Microsoft-PrometheusMetrics to it, the rule associated with the cluster, and
 the cluster's azureMonitorProfile.metrics enabled (components/cluster.py), which deploys the ama-metrics agents.
@@ -14,8 +15,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pulumi_azure_native import alertsmanagement, monitor
 
-from orca_platform import alerts
-from orca_platform.monitoring_settings import Monitoring as MonitoringSettings
+from orca_platform.model.monitoring import Monitoring as MonitoringSettings
+from orca_platform.monitoring import alerts
 
 PROMETHEUS_STREAM = "Microsoft-PrometheusMetrics"
 DESTINATION = "MonitoringAccount1"

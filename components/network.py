@@ -8,9 +8,9 @@ import pulumi
 import pulumi_random as random
 from pulumi_azure_native import dnsresolver, network, privatedns, resources
 
-from orca_platform import settings as model
-from orca_platform.addressing import vpn_ranges
 from orca_platform.conventions import GLSERVER_PORT, PUSH_PORT
+from orca_platform.model import settings as model
+from orca_platform.plan.addressing import vpn_ranges
 
 
 @dataclass(frozen=True)

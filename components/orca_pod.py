@@ -8,8 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pulumi import _types as pulumi_types  # input_type_to_dict: the plain form of an Args object, for its digest
 
-from orca_platform.catalogue import ClinicSize
-from orca_platform.orca_image import (
+from orca_platform.backup.orca_image import (
     EXPECT_DATA_ENV,
     GATE_SCRIPT,
     SCRATCH_DIRS,
@@ -18,6 +17,7 @@ from orca_platform.orca_image import (
     STATE_MOUNT,
     seed_script,
 )
+from orca_platform.model.catalogue import ClinicSize
 
 from .pod_security import orca_security_context
 

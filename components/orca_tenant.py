@@ -8,8 +8,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from orca_platform import backup_plan, naming
-from orca_platform import settings as model
+from orca_platform.backup import backup_plan
+from orca_platform.backup.orca_image import EXPECT_DATA_ENV, startup_await_seconds, stop_script
 from orca_platform.conventions import (
     CLINIC_DATA,
     CLINIC_NAME_ANNOTATION,
@@ -25,9 +25,10 @@ from orca_platform.conventions import (
     SKIP_AWAIT,
     TIMEOUT_SECONDS,
 )
-from orca_platform.ipnets import excluded_within
-from orca_platform.orca_image import EXPECT_DATA_ENV, startup_await_seconds, stop_script
-from orca_platform.stack_plan import ClinicPlan
+from orca_platform.model import settings as model
+from orca_platform.model.ipnets import excluded_within
+from orca_platform.plan import naming
+from orca_platform.plan.clinic import ClinicPlan
 
 from . import front_door
 from .clinic_backup import BackupTarget, ClinicBackup, ClinicBackupArgs

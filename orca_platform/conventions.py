@@ -5,6 +5,8 @@ Standard library only: the audit rules (run by the policy pack in policy/venv, w
 
 from __future__ import annotations
 
+import re
+
 # --- labels and annotations of the platform ---------------------------------------------------------------------
 
 LABEL_PREFIX = "orca-platform.io"
@@ -97,3 +99,13 @@ POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
     "Pod": ("spec",),
     **{kind: (*path, "spec") for kind, path in POD_TEMPLATE_PATHS.items()},
 }
+
+# The names the snapshot Jobs give their VolumeSnapshots (backup_plan.SNAPSHOT_SCRIPT): <claim>-[pre-upgrade-]<UTC
+# stamp>.
+SNAPSHOT_NAME = re.compile(r"^(?P<pvc>orca-state(?:-[a-z0-9-]+?)?)-(?:pre-upgrade-)?[0-9]{14}$")
+
+
+def snapshot_volume(name: str) -> str | None:
+    """The volume a snapshot (as this platform names them) was taken of, or None if the name is not ours."""
+    m = SNAPSHOT_NAME.match(name)
+    return m["pvc"] if m else None

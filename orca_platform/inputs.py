@@ -10,15 +10,15 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .capacity import plan_capacity
-from .catalogue import Catalogue, load_catalogue
-from .config_file import raw_settings, settings_from_config
-from .errors import InputError, Problem
-from .settings import Settings
-from .stack_plan import StackPlan, plan_stack, stack_problems
-from .storage import StorageRefusedError, strategy
-from .tenants import TenantsFile, check_tenants
-from .yamlio import load_yaml_file
+from .model.catalogue import Catalogue, load_catalogue
+from .model.config_file import raw_settings, settings_from_config
+from .model.errors import InputError, Problem
+from .model.settings import Settings
+from .model.tenants import TenantsFile, check_tenants
+from .model.yamlio import load_yaml_file
+from .plan.capacity import plan_capacity
+from .plan.stack_plan import StackPlan, plan_stack, stack_problems
+from .plan.storage import StorageRefusedError, strategy
 
 
 def tenants_file_name(settings: Settings | None, raw: Mapping[str, Any]) -> str:

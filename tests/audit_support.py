@@ -14,8 +14,8 @@ from typing import Any
 
 from orca_platform.conventions import SECRET_SIG, SIG_KEY
 from orca_platform.rules import ResourceView
-from tools.offline import Run
-from tools.stack_export import SecretSealer, build_export
+from tools.offline.engine import Run
+from tools.offline.stack_export import SecretSealer, build_export
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 FIXED_TIME = datetime(2026, 11, 1, 9, 30, tzinfo=UTC)

@@ -11,7 +11,7 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 if str(PROJECT_DIR) not in sys.path:
     sys.path.insert(0, str(PROJECT_DIR))
 
-from tools.offline import Run, run_program  # noqa: E402 - needs the project on sys.path first
+from tools.offline.engine import Run, run_program  # noqa: E402 - needs the project on sys.path first
 
 # --- whole-program runs under mocks (issues 2, 3, 4): one per stack and session; ~2 s each ------------------------
 

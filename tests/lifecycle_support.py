@@ -1,6 +1,6 @@
 """A stack over time (issue 16): the real program run again and again, each run fed the previous run's stack outputs.
 
-The StackReference mock answers with what the previous run really exported (tools.offline.StackOutputs.of), never
+The StackReference mock answers with what the previous run really exported (tools.offline.engine.StackOutputs.of), never
 with a hand-written dict. A refused run leaves the stack's outputs as they were, as the engine does when the program
 fails (pkg/resource/deploy/step_executor.go keeps the old stack outputs on an errored update).
 """
@@ -15,7 +15,7 @@ from typing import Any
 import pulumi
 from orca_test_support import Attempt, address_plan, attempt, load_settings, program_config, site_clinic, write_yaml
 
-from tools.offline import Registered, Run, StackOutputs
+from tools.offline.engine import Registered, Run, StackOutputs
 
 STACK_REFERENCE = "pulumi:pulumi:StackReference"
 HISTORY = "orcaHistory"

@@ -15,11 +15,11 @@ from typing import Any
 
 import yaml
 
-from orca_platform import config_file
-from orca_platform.addressing import vpn_ranges
-from orca_platform.settings import Settings, parse_settings
-from tools import offline
-from tools.offline import Registered, Run
+from orca_platform.model import config_file
+from orca_platform.model.settings import Settings, parse_settings
+from orca_platform.plan.addressing import vpn_ranges
+from tools.offline import engine as offline
+from tools.offline.engine import Registered, Run
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 TENANTS_KEY = "orca-platform:tenantsFile"
@@ -146,7 +146,8 @@ class Attempt:
 
 @contextmanager
 def _capturing_monitor() -> Iterator[list[offline.RecordingMonitor]]:
-    """Swap tools.offline's monitor class for one that remembers its instances, so a failed run can be inspected."""
+    """Swap tools.offline.engine's monitor class for one that remembers its instances, so a failed run can be
+    inspected."""
     original = offline.RecordingMonitor
     seen: list[offline.RecordingMonitor] = []
 

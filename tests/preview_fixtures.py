@@ -9,7 +9,8 @@ stack before and after the edit); the document follows pulumi/pulumi as of 3.27x
   `ShowPreviewDigest`: `same` steps hidden except the root Stack's, non-logical replacement steps hidden (only the
   logical `replace` shows), refresh steps shown with the old state as old and new, `detailedDiff` always present;
 - states: apitype.ResourceV3 through `stateForJSONOutput`, secrets shown as "[secret]", false flags omitted;
-- URNs: sdk/go/common/resource/urn/urn.go (parent types joined by `$`, root Stack left out), tools/engine_urns.py;
+- URNs: sdk/go/common/resource/urn/urn.go (parent types joined by `$`, root Stack left out),
+tools/offline/engine_urns.py;
 - replacements: pkg/resource/deploy/step_generator.go (`replaceReasons: ["provider"]` for resources whose provider
   DiffConfig asks for a replace; the protect errors of a preview);
 - unknown values in a preview: sdk/go/common/resource/plugin `UnknownStringValue`.
@@ -31,9 +32,9 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 if str(PROJECT_DIR) not in sys.path:
     sys.path.insert(0, str(PROJECT_DIR))
 
-from tools import offline  # noqa: E402 - the project must be importable first
-from tools.engine_urns import engine_urns, provider_reference, stack_urn  # noqa: E402
-from tools.offline import PROJECT, Registered, Run, is_secret, reveal, run_program, stack_config  # noqa: E402
+from tools.offline import engine as offline  # noqa: E402 - the project must be importable first
+from tools.offline.engine import PROJECT, Registered, Run, is_secret, reveal, run_program, stack_config  # noqa: E402
+from tools.offline.engine_urns import engine_urns, provider_reference, stack_urn  # noqa: E402
 
 FIXTURES = PROJECT_DIR / "tests" / "fixtures" / "preview"
 STACK = "dev"

@@ -17,10 +17,11 @@ import celpy
 import pytest
 from celpy.evaluation import CELEvalError
 
-from orca_platform import backup_plan, conventions
-from orca_platform.admission import guard_policies
+from orca_platform import conventions
+from orca_platform.backup import backup_plan
+from orca_platform.safety.admission import guard_policies
 from tests.orca_test_support import load_settings
-from tools.offline import Registered, Run
+from tools.offline.engine import Registered, Run
 
 CLINIC = "test-sakura"
 NS = f"orca-{CLINIC}"

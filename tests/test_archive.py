@@ -15,8 +15,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from tests.audit_support import FIXTURES
-from tools import audit
-from tools.archive import ArchiveError, Item, archive, parse_s3_url, retain_until
+from tools.audit import report as audit
+from tools.audit.archive import ArchiveError, Item, archive, parse_s3_url, retain_until
 
 NOW = datetime(2026, 11, 25, 9, 0, 0, tzinfo=UTC)
 CLEAN = FIXTURES / "minimal-clean.json"

@@ -25,10 +25,12 @@ from tests.audit_support import (
     with_shown_secrets,
     with_unprotected_pvc,
 )
-from tools import audit, audit_export, audit_markdown
-from tools.offline import Run, is_secret, reveal
-from tools.stack_export import build_export
-from tools.stack_export import main as export_main
+from tools.audit import export as audit_export
+from tools.audit import markdown as audit_markdown
+from tools.audit import report as audit
+from tools.offline.engine import Run, is_secret, reveal
+from tools.offline.stack_export import build_export
+from tools.offline.stack_export import main as export_main
 
 
 @pytest.fixture(scope="session")
@@ -389,7 +391,7 @@ def test_export_of_a_program_that_labelled_nothing(dev_export: dict[str, Any], t
 def test_each_clinic_row_carries_its_backup_access_and_restore_evidence(
     prod_export: dict[str, Any], prod_run: Run, tmp_path: Path
 ) -> None:
-    from orca_platform.tenants import load_tenants
+    from orca_platform.model.tenants import load_tenants
     from tests.orca_test_support import PROJECT_DIR, load_settings
 
     settings = load_settings("prod")
@@ -472,7 +474,7 @@ def test_an_offline_export_records_the_commit_it_was_made_from(tmp_path: Path, m
 
 def test_backups_in_the_wrong_state_are_shown_as_such() -> None:
     from tests.audit_support import k8s_view
-    from tools import audit_evidence
+    from tools.audit import evidence as audit_evidence
 
     def cron(suspend: bool) -> Any:
         return k8s_view("CronJob", "orca-dumps", api="batch/v1", spec={"schedule": "30 1 * * *", "suspend": suspend})
@@ -488,7 +490,7 @@ DUMP = "daily/c1/x.dump"
 
 def test_restores_are_listed_with_their_sources() -> None:
     from tests.audit_support import k8s_view
-    from tools import audit_evidence
+    from tools.audit import evidence as audit_evidence
 
     labels = {"orca-platform.io/clinic": "c1", "orca-platform.io/data": "clinic"}
     from_snapshot = k8s_view(

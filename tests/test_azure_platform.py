@@ -27,12 +27,12 @@ from orca_test_support import (
     stack_file,
 )
 
-from orca_platform.addressing import network_problems
-from orca_platform.ipnets import is_internal
 from orca_platform.kubeconfig import convert_kubeconfig
-from orca_platform.settings import Settings
-from orca_platform.tenants import load_tenants
-from tools.offline import Registered, Run, is_secret, reveal
+from orca_platform.model.ipnets import is_internal
+from orca_platform.model.settings import Settings
+from orca_platform.model.tenants import load_tenants
+from orca_platform.plan.addressing import network_problems
+from tools.offline.engine import Registered, Run, is_secret, reveal
 
 ILB_INTERNAL = "service.beta.kubernetes.io/azure-load-balancer-internal"
 ILB_SUBNET = "service.beta.kubernetes.io/azure-load-balancer-internal-subnet"

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
-from orca_platform import backup_plan
-from orca_platform.errors import InputError
-from orca_platform.tenants import parse_tenants
-from tools.offline import Registered, Run, reveal, run_program, stack_config
+from orca_platform.backup import backup_plan
+from orca_platform.model.errors import InputError
+from orca_platform.model.tenants import parse_tenants
+from tools.offline.engine import Registered, Run, reveal, run_program, stack_config
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 RESTORE_CLINIC = "test-sakura"

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bench import run
-from tools import generated_blocks
+from tools.reports import generated_blocks
 
 
 def _rows() -> list[dict[str, Any]]:

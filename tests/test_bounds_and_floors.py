@@ -24,15 +24,15 @@ from orca_test_support import (
     write_yaml,
 )
 
-from orca_platform import prod_floors
-from orca_platform.catalogue import load_catalogue
-from orca_platform.errors import InputError
+from orca_platform.model.catalogue import load_catalogue
+from orca_platform.model.errors import InputError
+from orca_platform.model.tenants import parse_tenants
+from orca_platform.plan.stack_plan import stack_problems
 from orca_platform.rules import RuleContext, evaluate
-from orca_platform.stack_plan import stack_problems
-from orca_platform.tenants import parse_tenants
+from orca_platform.safety import prod_floors
 from tests.audit_support import export_of
-from tools.audit import load_export
-from tools.offline import Run, stack_config
+from tools.audit.report import load_export
+from tools.offline.engine import Run, stack_config
 
 FAST = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 GIB = 2**30

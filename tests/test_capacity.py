@@ -44,7 +44,12 @@ from orca_test_support import (
     write_yaml,
 )
 
-from orca_platform.capacity import (
+from orca_platform.model.catalogue import Catalogue, load_catalogue
+from orca_platform.model.errors import InputError
+from orca_platform.model.fields import StorageStrategyName
+from orca_platform.model.settings import Settings
+from orca_platform.model.tenants import Clinic, TenantsFile, load_tenants
+from orca_platform.plan.capacity import (
     allocatable_cpu_m,
     allocatable_memory_mib,
     fit,
@@ -52,14 +57,9 @@ from orca_platform.capacity import (
     kube_reserved_memory_mib,
     plan_capacity,
 )
-from orca_platform.catalogue import Catalogue, load_catalogue
-from orca_platform.errors import InputError
-from orca_platform.fields import StorageStrategyName
-from orca_platform.settings import Settings
-from orca_platform.stack_plan import plan_stack
-from orca_platform.storage import StorageRefusedError, strategy
-from orca_platform.tenants import Clinic, TenantsFile, load_tenants
-from tools.offline import Run
+from orca_platform.plan.stack_plan import plan_stack
+from orca_platform.plan.storage import StorageRefusedError, strategy
+from tools.offline.engine import Run
 
 DISK = StorageStrategyName.AZURE_DISK
 NFS = StorageStrategyName.AZURE_FILES_NFS

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 import yaml
 
-from tools import isolation, kube_schema, netpol, scan
-from tools.checks import Rendered, isolation_facts, read_rendered, stack_settings
-from tools.netpol import Cluster, IpSet, Namespace, Pod, Policy, Requirement, Selector
-from tools.offline import PROJECT_DIR, Run, stack_config
-from tools.synth import write
+from tools.checks import isolation, kube_schema, netpol, scan
+from tools.checks.netpol import Cluster, IpSet, Namespace, Pod, Policy, Requirement, Selector
+from tools.checks.run import Rendered, isolation_facts, read_rendered, stack_settings
+from tools.offline.engine import PROJECT_DIR, Run, stack_config
+from tools.offline.synth import write
 
 SCAN_PYTHON = PROJECT_DIR / ".venv-scan" / "bin" / "python"
 VERSION = "1.34"

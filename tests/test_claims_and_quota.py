@@ -10,10 +10,10 @@ from decimal import ROUND_CEILING, Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orca_platform.fields import StorageStrategyName
-from orca_platform.quantities import parse_bytes
-from orca_platform.storage import GIB, strategy
-from tools.offline import Run
+from orca_platform.model.fields import StorageStrategyName
+from orca_platform.model.quantities import parse_bytes
+from orca_platform.plan.storage import GIB, strategy
+from tools.offline.engine import Run
 
 UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
 STRATEGIES = [

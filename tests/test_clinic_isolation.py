@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tools.offline import Registered, Run, stack_config
+from tools.offline.engine import Registered, Run, stack_config
 
 RFC1918 = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
 

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tools import offline
-from tools.offline import Registered, Run, is_secret, reveal, run_program
+from tools.offline import engine as offline
+from tools.offline.engine import Registered, Run, is_secret, reveal, run_program
 
 
 def _only(items: list[Registered]) -> Registered:

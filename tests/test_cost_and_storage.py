@@ -16,17 +16,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from orca_test_support import clinic_doc, load_settings, raw_settings, settings_from, stack_file
 
-from orca_platform.capacity import density_max_pods, fit, plan_capacity, reference_clinic
-from orca_platform.catalogue import load_catalogue
-from orca_platform.cost import clinic_cost, dump_gib_months, new_clinic_cost, snapshot_window_days
-from orca_platform.errors import InputError
-from orca_platform.fields import StorageStrategyName
-from orca_platform.front_door import MODES
-from orca_platform.schedules import expand, runs_per_hour, stable_offset, staggered
-from orca_platform.stack_plan import plan_stack
-from orca_platform.storage import StorageRefusedError, files_shares_per_account, strategy
-from orca_platform.tenants import Clinic, TenantsFile, load_tenants, parse_tenants
-from tools.offline import PROJECT_DIR
+from orca_platform.model.catalogue import load_catalogue
+from orca_platform.model.errors import InputError
+from orca_platform.model.fields import StorageStrategyName
+from orca_platform.model.tenants import Clinic, TenantsFile, load_tenants, parse_tenants
+from orca_platform.plan.capacity import density_max_pods, fit, plan_capacity, reference_clinic
+from orca_platform.plan.cost import clinic_cost, dump_gib_months, new_clinic_cost, snapshot_window_days
+from orca_platform.plan.front_door import MODES
+from orca_platform.plan.schedules import expand, runs_per_hour, stable_offset, staggered
+from orca_platform.plan.stack_plan import plan_stack
+from orca_platform.plan.storage import StorageRefusedError, files_shares_per_account, strategy
+from tools.offline.engine import PROJECT_DIR
 
 NFS = StorageStrategyName.AZURE_FILES_NFS
 DISK = StorageStrategyName.AZURE_DISK

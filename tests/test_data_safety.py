@@ -16,8 +16,9 @@ import pytest
 import yaml
 from orca_test_support import k8s_named
 
-from orca_platform import backup_plan
-from tools.offline import Registered, Run, run_program, stack_config
+from orca_platform.backup import backup_plan
+from orca_platform.model import schedule
+from tools.offline.engine import Registered, Run, run_program, stack_config
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 CLINIC = "test-sakura"
@@ -195,8 +196,8 @@ def test_a_clinic_that_had_data_never_seeds() -> None:
 
 def test_a_restores_new_claim_is_not_expected_to_hold_data(tmp_path: Path) -> None:
     """A restore's new generation is filled by its snapshot or its dump: the history knows the claim is new."""
-    from orca_platform.history import clinics_with_data, parse_history
     from orca_platform.inputs import check_stack_inputs
+    from orca_platform.safety.history import clinics_with_data, parse_history
 
     first = run_program("dev")
     previous, _ = parse_history(first.outputs, "outputs")
@@ -266,7 +267,7 @@ def test_backup_pods_know_the_clinics_time_zone_without_tzdata(dev_run: Run) -> 
     ],
 )
 def test_the_monthly_copy_is_decided_in_the_clinics_day(utc: str, local_day: str) -> None:
-    rule = backup_plan.posix_tz("Asia/Tokyo")
+    rule = schedule.posix_tz("Asia/Tokyo")
     day = subprocess.run(  # noqa: S603 - fixed arguments
         ["date", "-d", utc, "+%d"],  # noqa: S607
         env={"TZ": rule, "PATH": "/usr/bin:/bin"},
@@ -280,8 +281,8 @@ def test_the_monthly_copy_is_decided_in_the_clinics_day(utc: str, local_day: str
 
 
 def test_an_unknown_time_zone_is_refused_before_anything_is_registered() -> None:
-    from orca_platform.errors import InputError
-    from orca_platform.settings import parse_settings
+    from orca_platform.model.errors import InputError
+    from orca_platform.model.settings import parse_settings
     from tests.orca_test_support import raw_settings
 
     raw = raw_settings("dev")
@@ -295,8 +296,8 @@ def test_an_unknown_time_zone_is_refused_before_anything_is_registered() -> None
 
 
 def test_the_window_in_utc_and_the_days_it_touches() -> None:
-    from orca_platform.maintenance import mover_schedule
-    from orca_platform.settings import MaintenanceWindow
+    from orca_platform.model.settings import MaintenanceWindow
+    from orca_platform.safety.maintenance import mover_schedule
 
     # prod: Sunday 02:00 JST is Saturday 17:00 UTC.
     prod = mover_schedule(MaintenanceWindow(day_of_week="Sunday", start_time="02:00", duration_hours=4))
@@ -383,7 +384,7 @@ def test_prod_refuses_images_pinned_by_tag_only_before_anything_is_registered(tm
     result = attempt("prod", program_config("prod", tenants=tenants, orca={**raw["orca"], "image": tagged}))
     assert result.error is not None and result.registered == []
     message = str(result.error)
-    # One shared prod floor (orca_platform/prod_floors.py) says it, for the stack's image and the clinic's.
+    # One shared prod floor (orca_platform/safety/prod_floors.py) says it, for the stack's image and the clinic's.
     assert "Pulumi.prod.yaml: field 'orca-platform:orca.image'" in message and "by digest" in message
     assert f"clinic '{first['id']}': field 'image'" in message
     assert "@sha256:" in message and "backup.toolsImage" not in message
@@ -392,10 +393,10 @@ def test_prod_refuses_images_pinned_by_tag_only_before_anything_is_registered(tm
 
 
 def test_a_clinic_cannot_take_the_platforms_own_namespace() -> None:
-    from orca_platform.catalogue import load_catalogue
-    from orca_platform.errors import InputError
-    from orca_platform.stack_plan import plan_stack
-    from orca_platform.tenants import parse_tenants
+    from orca_platform.model.catalogue import load_catalogue
+    from orca_platform.model.errors import InputError
+    from orca_platform.model.tenants import parse_tenants
+    from orca_platform.plan.stack_plan import plan_stack
     from tests.orca_test_support import load_settings
 
     doc = yaml.safe_load((PROJECT_DIR / "tenants.dev.yaml").read_text(encoding="utf-8"))

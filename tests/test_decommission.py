@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from orca_test_support import raw_settings, settings_from
 
-from orca_platform import backup_plan
-from orca_platform.tenants import load_tenants
-from tools import decommission
-from tools.engine_urns import engine_urns
-from tools.offline import PROJECT_DIR, Run
-from tools.stack_export import build_export
+from orca_platform.backup import backup_plan
+from orca_platform.model.tenants import load_tenants
+from tools.deploy import decommission
+from tools.offline.engine import PROJECT_DIR, Run
+from tools.offline.engine_urns import engine_urns
+from tools.offline.stack_export import build_export
 
 UNPROTECT = re.compile(r"pulumi state unprotect --stack (\S+) (.+)$", re.MULTILINE)
 

@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from tests.orca_test_support import PROJECT_DIR
-from tools import diff
-from tools.offline import Run
-from tools.rendered import RenderedStack, load
-from tools.synth import write
+from tools.deploy import diff
+from tools.offline.engine import Run
+from tools.offline.rendered import RenderedStack, load
+from tools.offline.synth import write
 
 GIT = shutil.which("git") or "git"
 
@@ -83,7 +83,7 @@ def two_commits(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.xdist_group("project-dir")
 def test_diff_of_the_last_commit_names_exactly_the_two_clinics(two_commits: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "tools.diff", "--base", "HEAD~1", "--stack", "prod", "--markdown", "diff.md"],
+        [sys.executable, "-m", "tools.deploy.diff", "--base", "HEAD~1", "--stack", "prod", "--markdown", "diff.md"],
         cwd=two_commits,
         capture_output=True,
         text=True,

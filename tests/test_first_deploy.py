@@ -1,5 +1,6 @@
 """Issue 11: what Azure and the providers would reject on the first real `pulumi up`, and the two-phase bootstrap of a
-private cluster. Every test runs the real program under the mocks of tools/offline.py (a World says what Azure and
+private cluster. Every test runs the real program under the mocks of tools/offline/engine.py (a World says what Azure
+and
 the network answer) or exercises a pure piece on the rules Azure documents."""
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import pytest
 from orca_test_support import attempt, azure, only, program_config, raw_settings
 
 import config
-from orca_platform import backup_plan
-from tools.offline import Registered, Run, World, run_program
+from orca_platform.backup import backup_plan
+from tools.offline.engine import Registered, Run, World, run_program
 
 NET = "orca-platform:network"
 LAYER = "orca-platform:cluster.kubernetesLayer"

@@ -14,11 +14,11 @@ import yaml
 from orca_test_support import PROJECT_DIR, azure, meta, only, raw_settings
 
 from components.cluster import FILE_DATA_PRIVILEGED_CONTRIBUTOR
-from tools import shell_scripts
-from tools.chart_mirror import MirrorError, bundle_schema
-from tools.checks import Rendered, check_shell, read_rendered
-from tools.offline import Run
-from tools.synth import write
+from tools.checks import shell_scripts
+from tools.checks.run import Rendered, check_shell, read_rendered
+from tools.offline.engine import Run
+from tools.offline.synth import write
+from tools.reports.chart_mirror import MirrorError, bundle_schema
 
 # --- 9. the ingress chart without GitHub --------------------------------------------------------------------------
 

@@ -23,8 +23,8 @@ from orca_test_support import (
 )
 
 from orca_platform.conventions import NO_LB_RULE
-from tools import isolation
-from tools.checks import (
+from tools.checks import isolation
+from tools.checks.run import (
     Rendered,
     allow_lists,
     check_isolation,
@@ -33,8 +33,8 @@ from tools.checks import (
     stack_settings,
     variant_config,
 )
-from tools.offline import Run, run_program
-from tools.synth import write
+from tools.offline.engine import Run, run_program
+from tools.offline.synth import write
 
 NO_RULE_9400 = NO_LB_RULE.format(port=9400)
 

@@ -11,13 +11,13 @@ import pytest
 from lifecycle_support import base_tenants
 from orca_test_support import raw_settings, settings_from
 
-from orca_platform.catalogue import load_catalogue
-from orca_platform.errors import InputError
-from orca_platform.history import HISTORY_OUTPUT, LEGACY_OUTPUT, VERSION, history_of, parse_history, review
-from orca_platform.settings import Transition
-from orca_platform.stack_plan import StackPlan, plan_stack
-from orca_platform.tenants import parse_tenants
-from tools.offline import Run, StackOutputs
+from orca_platform.model.catalogue import load_catalogue
+from orca_platform.model.errors import InputError
+from orca_platform.model.settings import Transition
+from orca_platform.model.tenants import parse_tenants
+from orca_platform.plan.stack_plan import StackPlan, plan_stack
+from orca_platform.safety.history import HISTORY_OUTPUT, LEGACY_OUTPUT, VERSION, history_of, parse_history, review
+from tools.offline.engine import Run, StackOutputs
 
 SOURCE = "the last outputs of stack organization/orca-platform/dev"
 

@@ -50,16 +50,23 @@ RULES_CONTRACT = "Audit rules use the standard library only"
         # pydantic arrives with naming -> tenants: the policy pack would crash at its first import.
         (
             "orca_platform/rules/exposure.py",
-            "from orca_platform import naming",
+            "from orca_platform.plan import naming",
             "Audit rules use the standard library only",
         ),
         ("orca_platform/rules/values.py", "import yaml", "Audit rules use the standard library only"),
-        ("orca_platform/capacity.py", "import pulumi", "The core is pure"),
-        ("orca_platform/naming.py", "from components import k8s_objects", "The core is pure"),
+        ("orca_platform/plan/capacity.py", "import pulumi", "The core is pure"),
+        ("orca_platform/plan/naming.py", "from components import k8s_objects", "The core is pure"),
         ("components/orca_pod.py", "import config", "Components never read config"),
-        ("components/network.py", "from tools import offline", "Components never read config"),
+        ("components/network.py", "from tools.offline import engine", "Components never read config"),
         ("components/cluster.py", "import yaml", "Components never read config"),
-        ("policy/orca_policies.py", "from orca_platform import settings", "The policy pack reaches the core"),
+        ("policy/orca_policies.py", "from orca_platform.model import settings", "The policy pack reaches the core"),
+        # Issue 20: the rooms' own contracts.
+        ("orca_platform/model/tenants.py", "from orca_platform.plan import naming", "The model reads input"),
+        ("orca_platform/backup/backup_plan.py", "from orca_platform.model import settings", "Backups depend on"),
+        ("tools/offline/synth.py", "from tools.reports import svg", "The offline engine uses no other tool room"),
+        ("tools/deploy/gate.py", "from tools.checks import isolation", "Deploy tools never import"),
+        ("tools/audit/report.py", "from tools.deploy import diff", "Checks, audit and deploy stand apart"),
+        ("tools/reports/plan.py", "from tools.audit import evidence", "Reports never import"),
     ],
 )
 def test_a_forbidden_import_breaks_a_contract(tmp_path: Path, module: str, line: str, contract: str) -> None:
@@ -74,6 +81,69 @@ def test_a_forbidden_import_breaks_a_contract(tmp_path: Path, module: str, line:
     assert result.returncode != 0, result.stdout
     broken = [ln for ln in result.stdout.splitlines() if ln.endswith("BROKEN")]
     assert any(ln.startswith(contract) for ln in broken), result.stdout
+
+
+def _import_graph() -> dict[str, set[str]]:
+    import grimp  # import-linter's own graph builder, pinned with it
+
+    graph = grimp.build_graph(*PACKAGES, include_external_packages=False)
+    return {m: set(graph.find_modules_directly_imported_by(m)) for m in graph.modules}
+
+
+def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan): each is an import circle."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in edges.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_module_imports_one_that_imports_it_back() -> None:
+    """Issue 20: what two modules share lives in the one below them; a package's __init__ re-exporting its modules
+    (components/) is the one kind of edge left out, since the package imports its children by design."""
+    edges = {m: {w for w in ws if not m.startswith(w + ".")} for m, ws in _import_graph().items()}
+    assert _cycles(edges) == []
+
+
+def test_the_cycle_finder_finds_a_circle() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+@pytest.mark.parametrize(("folder", "most"), [("orca_platform", 15), ("tools", 15)])
+def test_the_top_of_each_room_stays_small(folder: str, most: int) -> None:
+    """Issue 20: a folder of 30 modules is a hall; the rest lives in packages by concern, each saying what it owns."""
+    top = sorted(p.name for p in (PROJECT_DIR / folder).glob("*.py"))
+    assert len(top) <= most, top
+    for package in sorted(p for p in (PROJECT_DIR / folder).iterdir() if (p / "__init__.py").exists()):
+        doc = (package / "__init__.py").read_text(encoding="utf-8")
+        assert doc.startswith('"""') and "May import" in doc, f"{package} says neither what it owns nor may import"
 
 
 def test_the_rules_import_in_the_policy_venv() -> None:

@@ -28,7 +28,7 @@ from lifecycle_support import (
 )
 from orca_test_support import address_plan, clinic_doc, k8s_named, load_settings
 
-from tools.offline import Run, StackOutputs
+from tools.offline.engine import Run, StackOutputs
 
 Doc = dict[str, Any]
 
@@ -427,8 +427,8 @@ def test_a_stack_acknowledgement_lets_retention_be_lowered(dev: tuple[Lifecycle,
 
 
 def test_the_audit_lists_every_acknowledgement(dev: tuple[Lifecycle, Doc]) -> None:
-    from tools.audit import build_report, load_export, render_markdown
-    from tools.stack_export import build_export
+    from tools.audit.report import build_report, load_export, render_markdown
+    from tools.offline.stack_export import build_export
 
     life, doc = dev
     clinic(doc, "alpha-naika")["restores"].pop()
@@ -451,8 +451,8 @@ def test_the_audit_lists_every_acknowledgement(dev: tuple[Lifecycle, Doc]) -> No
 def test_the_audit_notes_an_export_without_a_history(dev: tuple[Lifecycle, Doc]) -> None:
     import json
 
-    from tools.audit import build_report, load_export
-    from tools.stack_export import build_export
+    from tools.audit.report import build_report, load_export
+    from tools.offline.stack_export import build_export
 
     life, _ = dev
     doc = build_export(life.runs[0])

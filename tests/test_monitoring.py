@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from orca_platform import alerts
-from orca_platform.errors import InputError
-from orca_platform.monitoring_settings import OpeningHours
+from orca_platform.model.errors import InputError
+from orca_platform.model.monitoring import OpeningHours
+from orca_platform.monitoring import alerts
 from tests.orca_test_support import (
     attempt,
     clinic_doc,
@@ -27,9 +27,9 @@ from tests.orca_test_support import (
     settings_from,
     write_yaml,
 )
-from tools.checks import RULE_GROUP_TYPE, check_alerts
-from tools.offline import Registered, Run, is_secret, redact, reveal
-from tools.synth import integral
+from tools.checks.run import RULE_GROUP_TYPE, check_alerts
+from tools.offline.engine import Registered, Run, is_secret, redact, reveal
+from tools.offline.synth import integral
 
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(
@@ -127,7 +127,7 @@ def test_scraping_settings_reach_the_ingress_exporter_and_keep_the_series_the_ru
 
 
 def test_backup_jobs_carry_the_role_label_the_failed_job_alert_selects(dev_run: Run) -> None:
-    from orca_platform.maintenance import NAMESPACE as PLATFORM_JOBS  # the maintenance mover: no clinic's backup
+    from orca_platform.safety.maintenance import NAMESPACE as PLATFORM_JOBS  # the maintenance mover: no clinic's backup
 
     crons = [c for c in dev_run.k8s("CronJob") if meta(c)["namespace"] != PLATFORM_JOBS]
     assert crons

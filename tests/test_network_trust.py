@@ -23,13 +23,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from orca_test_support import PROJECT_DIR, address_plan, attempt, load_settings, program_config, two_clinics, write_yaml
 
-from orca_platform.errors import InputError
-from orca_platform.network_trust import ClinicNetworks, overlaps
-from orca_platform.tenants import parse_tenants
-from tools import admission, isolation
-from tools.checks import check_isolation, isolation_facts, read_azure, read_rendered, stack_settings
-from tools.offline import Run, stack_config
-from tools.synth import write
+from orca_platform.model.errors import InputError
+from orca_platform.model.network_trust import ClinicNetworks, overlaps
+from orca_platform.model.tenants import parse_tenants
+from tools.checks import admission, isolation
+from tools.checks.run import check_isolation, isolation_facts, read_azure, read_rendered, stack_settings
+from tools.offline.engine import Run, stack_config
+from tools.offline.synth import write
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -111,7 +111,17 @@ def test_two_clinics_on_one_network_stop_the_program_and_synth(tmp_path: Path) -
     message = str(result.error)
     assert "clinic 'beta-geka': field 'sourceCidrs'" in message and "of clinic 'alpha-naika'" in message
     proc = subprocess.run(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "tools.synth", "--stack", "dev", "--tenants", str(path), "--out", str(tmp_path / "o")],
+        [
+            sys.executable,
+            "-m",
+            "tools.offline.synth",
+            "--stack",
+            "dev",
+            "--tenants",
+            str(path),
+            "--out",
+            str(tmp_path / "o"),
+        ],
         cwd=PROJECT_DIR,
         capture_output=True,
         text=True,
@@ -283,7 +293,17 @@ def test_make_checks_fails_on_edited_rendered_objects(rendered_dev: Path, tmp_pa
 
     def checks(where: Path) -> subprocess.CompletedProcess[str]:
         return subprocess.run(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "tools.checks", "--stacks", "dev", "--only", "isolation", "--rendered", str(where)],
+            [
+                sys.executable,
+                "-m",
+                "tools.checks.run",
+                "--stacks",
+                "dev",
+                "--only",
+                "isolation",
+                "--rendered",
+                str(where),
+            ],
             cwd=PROJECT_DIR,
             capture_output=True,
             text=True,

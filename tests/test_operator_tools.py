@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from orca_platform.capacity import capacity_rows
-from orca_platform.catalogue import load_catalogue
-from orca_platform.tenants import load_tenants
+from orca_platform.model.catalogue import load_catalogue
+from orca_platform.model.tenants import load_tenants
+from orca_platform.plan.capacity import capacity_rows
 from tests.orca_test_support import PROJECT_DIR, load_settings
-from tools import clinic_card, plan
-from tools.offline import Run
-from tools.rendered import RenderedStack, load
-from tools.synth import write
+from tools.offline.engine import Run
+from tools.offline.rendered import RenderedStack, load
+from tools.offline.synth import write
+from tools.reports import clinic_card, plan
 
 MAKEFILE = PROJECT_DIR / "Makefile"
 
@@ -49,7 +49,7 @@ def test_make_help_lists_every_target() -> None:
 def test_plan_ends_quietly_when_its_reader_goes_away(tmp_path: Path) -> None:
     """The reading end is closed before the tool writes anything: every write meets EPIPE, and no traceback."""
     proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module, fixed arguments
-        [sys.executable, "-m", "tools.plan", "--stack", "prod", "--json", str(tmp_path / "plan.json")],
+        [sys.executable, "-m", "tools.reports.plan", "--stack", "prod", "--json", str(tmp_path / "plan.json")],
         cwd=PROJECT_DIR,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -65,7 +65,7 @@ def test_plan_ends_quietly_when_its_reader_goes_away(tmp_path: Path) -> None:
 
 
 def test_plan_through_head_prints_no_error() -> None:
-    shell = f"{sys.executable} -m tools.plan --stack prod --json /dev/null | head -n 2"
+    shell = f"{sys.executable} -m tools.reports.plan --stack prod --json /dev/null | head -n 2"
     done = subprocess.run(  # noqa: S603 - a fixed pipeline
         ["bash", "-c", shell],  # noqa: S607
         cwd=PROJECT_DIR,

@@ -29,10 +29,10 @@ from orca_test_support import (
     write_yaml,
 )
 
-from orca_platform.catalogue import load_catalogue
-from orca_platform.settings import Settings
-from orca_platform.tenants import Clinic, TenantsFile, load_tenants
-from tools.offline import Registered, Run, is_secret, redact, reveal
+from orca_platform.model.catalogue import load_catalogue
+from orca_platform.model.settings import Settings
+from orca_platform.model.tenants import Clinic, TenantsFile, load_tenants
+from tools.offline.engine import Registered, Run, is_secret, redact, reveal
 
 STATE_DIRS = ("/var/lib/postgresql", "/etc/jma-receipt", "/var/lib/jma-receipt", "/var/log/jma-receipt")
 ILB_INTERNAL = "service.beta.kubernetes.io/azure-load-balancer-internal"

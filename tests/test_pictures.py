@@ -8,18 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from orca_platform.capacity import plan_capacity
-from orca_platform.catalogue import load_catalogue
-from orca_platform.placement import place
-from orca_platform.settings import Settings
-from orca_platform.tenants import TenantsFile, parse_tenants
+from orca_platform.model.catalogue import load_catalogue
+from orca_platform.model.settings import Settings
+from orca_platform.model.tenants import TenantsFile, parse_tenants
+from orca_platform.plan.capacity import plan_capacity
+from orca_platform.plan.placement import place
 from tests.orca_test_support import PROJECT_DIR, address_plan, clinic_doc, load_settings, raw_settings, settings_from
-from tools import diagram, plan_chart
-from tools.offline import Run
-from tools.plan import load as load_plan_inputs
-from tools.plan import main as plan_main
-from tools.rendered import RenderedStack, load
-from tools.synth import write
+from tools.offline.engine import Run
+from tools.offline.rendered import RenderedStack, load
+from tools.offline.synth import write
+from tools.reports import diagram, plan_chart
+from tools.reports.plan import load as load_plan_inputs
+from tools.reports.plan import main as plan_main
 
 DOCS = PROJECT_DIR / "docs"
 

@@ -23,7 +23,7 @@ from pulumi_policy.proxy import unknown_checking_proxy
 
 from orca_platform.rules import RULES, Enforcement
 from policy.orca_policies import PACK_NAME, all_policies, plain
-from tools.offline import Registered, Run, reveal
+from tools.offline.engine import Registered, Run, reveal
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 UNKNOWN_STRING = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"

@@ -1,6 +1,6 @@
 """Issue 12: the data-survival scripts against a real PostgreSQL (Debian's packages, `make deb-postgres`).
 
-Every script is taken from what the program renders (tools.offline.run_program, the dev stack with the installed
+Every script is taken from what the program renders (tools.offline.engine.run_program, the dev stack with the installed
 PostgreSQL major and a 30 s grace period): the ConfigMap of the backup jobs, the server's preStop hook, its seed and
 gate init containers, with the environment their pod specs give them. Only kubectl, azcopy, ORCA's monitor and a
 clock are stand-ins (tests/pg_pod.py); pg_ctlcluster, pg_createcluster, pg_dump, pg_restore and the server are
@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
-from orca_platform.orca_image import BACKUP_MARKERS, SEED_MARKER
+from orca_platform.backup.orca_image import BACKUP_MARKERS, SEED_MARKER
 from tests import pg_pod
 from tests.orca_test_support import program_config, raw_settings
-from tools.offline import Registered, Run, reveal, run_program
+from tools.offline.engine import Registered, Run, reveal, run_program
 
 REASON = pg_pod.requirement()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"real PostgreSQL tests skipped: {REASON}")

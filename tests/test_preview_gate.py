@@ -18,10 +18,11 @@ import yaml
 from orca_test_support import program_config, raw_settings
 from preview_fixtures import FIXTURES, Shaper, preview, tenants_doc
 
-from tools import preview_gate
-from tools.engine_urns import engine_urns, parse
-from tools.offline import Run, run_program
-from tools.preview_gate import Context, classify, evaluate, load_preview
+from tools.deploy import gate as preview_gate
+from tools.deploy import gate_model
+from tools.deploy.gate import Context, classify, evaluate, load_preview
+from tools.offline.engine import Run, run_program
+from tools.offline.engine_urns import engine_urns, parse
 
 PROVIDER = "urn:pulumi:dev::orca-platform::orca:platform:Cluster$pulumi:providers:kubernetes::k8s"
 
@@ -296,7 +297,7 @@ def test_the_gate_watches_what_the_program_protects(stack_run: Run) -> None:
         state = shaper.state(res, old=True)
         if classify({"op": "update", "urn": urn, "oldState": state, "newState": state}) is not None:
             guarded.add(urn)
-        if res.protect or res.type in ("pulumi:providers:kubernetes", preview_gate.LOCK):
+        if res.protect or res.type in ("pulumi:providers:kubernetes", gate_model.LOCK):
             expected.add(urn)
     assert guarded == expected
     assert any("PersistentVolumeClaim" in u for u in guarded)

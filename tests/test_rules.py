@@ -36,7 +36,8 @@ from tests.audit_support import (
     k8s_view,
     secret,
 )
-from tools import generated_blocks, rule_table
+from tools.audit import rule_table
+from tools.reports import generated_blocks
 
 UNKNOWN_STRING = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 
@@ -141,7 +142,7 @@ BLOB_CONTRIBUTOR = (
 
 
 def test_backup_access_is_confined_to_one_clinic() -> None:
-    from orca_platform.backup_plan import blob_condition
+    from orca_platform.backup.backup_plan import blob_condition
 
     ctx = RuleContext(clinic_namespaces={"orca-c1": "c1", "orca-c2": "c2"})
 

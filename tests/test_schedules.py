@@ -26,11 +26,11 @@ from orca_test_support import (
     write_yaml,
 )
 
-from orca_platform.backup_plan import DUMP_SCRIPT, STORE_DUMP_SCRIPT
-from orca_platform.errors import InputError
-from orca_platform.schedule import check_cron, check_time_zone, months_without_a_run_on_local_day, runs
-from orca_platform.settings import parse_settings
-from orca_platform.tenants import parse_tenants
+from orca_platform.backup.backup_plan import DUMP_SCRIPT, STORE_DUMP_SCRIPT
+from orca_platform.model.errors import InputError
+from orca_platform.model.schedule import check_cron, check_time_zone, months_without_a_run_on_local_day, runs
+from orca_platform.model.settings import parse_settings
+from orca_platform.model.tenants import parse_tenants
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # name, lowest, highest, names (value = position, +1 for months)

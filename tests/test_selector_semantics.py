@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tools.netpol import PolicyError, Requirement, Selector
+from tools.checks.netpol import PolicyError, Requirement, Selector
 
 
 def expr(key: str, op: str, *values: str) -> dict[str, Any]:

@@ -19,10 +19,10 @@ import pytest
 from orca_test_support import PROJECT_DIR, attempt, raw_settings, stack_file
 
 import config as program_config_module
-from orca_platform.config_file import read_stack_file, settings_from_config
-from orca_platform.errors import InputError, Problem
-from tools import checks
-from tools.offline import stack_config
+from orca_platform.model.config_file import read_stack_file, settings_from_config
+from orca_platform.model.errors import InputError, Problem
+from tools.checks import run as checks
+from tools.offline.engine import stack_config
 
 DEV_TEXT = (PROJECT_DIR / stack_file("dev")).read_text(encoding="utf-8")
 JARGON = ("Input should", "valid string", "(got ", "pydantic", "extra_forbidden", "Value error")
@@ -266,8 +266,8 @@ def tool(module: str, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.xdist_group("project-dir")
 def test_synth_plan_and_checks_refuse_the_same_file_alike(broken_stack: str, tmp_path: Path) -> None:
     expected = "field 'orca-platform:capcity': is not a known field; fix: did you mean 'capacity'?"
-    synth = tool("tools.synth", "--stack", broken_stack, "--out", str(tmp_path / "out"))
-    plan = tool("tools.plan", "--stack", broken_stack, "--json", str(tmp_path / "plan.json"))
+    synth = tool("tools.offline.synth", "--stack", broken_stack, "--out", str(tmp_path / "out"))
+    plan = tool("tools.reports.plan", "--stack", broken_stack, "--json", str(tmp_path / "plan.json"))
     for proc in (synth, plan):
         assert proc.returncode == 2, proc.stderr
         assert expected in proc.stderr and "Traceback" not in proc.stderr

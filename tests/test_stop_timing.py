@@ -11,8 +11,8 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orca_platform.orca_image import POSTGRES_FAST_STOP_SECONDS, stop_script, stop_timing
-from orca_platform.settings import Orca
+from orca_platform.backup.orca_image import POSTGRES_FAST_STOP_SECONDS, stop_script, stop_timing
+from orca_platform.model.settings import Orca
 
 GRACE = Orca.model_fields["termination_grace_seconds"].metadata
 LOW = next(m.ge for m in GRACE if getattr(m, "ge", None) is not None)

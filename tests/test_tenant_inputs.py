@@ -26,11 +26,11 @@ from orca_test_support import (
     write_yaml,
 )
 
-from orca_platform.catalogue import load_catalogue
-from orca_platform.errors import InputError, Problem
-from orca_platform.stack_plan import plan_stack
-from orca_platform.tenants import load_tenants
-from tools.offline import Run, reveal
+from orca_platform.model.catalogue import load_catalogue
+from orca_platform.model.errors import InputError, Problem
+from orca_platform.model.tenants import load_tenants
+from orca_platform.plan.stack_plan import plan_stack
+from tools.offline.engine import Run, reveal
 
 Doc = dict[str, Any]
 
@@ -204,7 +204,7 @@ def test_the_offending_value_is_shown_once(tmp_path: Path, dev_addresses: Addres
 
 def synth(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # noqa: S603 - our own interpreter and module, fixed arguments
-        [sys.executable, "-m", "tools.synth", *args],
+        [sys.executable, "-m", "tools.offline.synth", *args],
         cwd=PROJECT_DIR,
         capture_output=True,
         text=True,

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from orca_platform.addressing import assignable
-from orca_platform.errors import InputError, Problem
-from orca_platform.quantities import parse_bytes
-from orca_platform.tenants import parse_tenants
+from orca_platform.model.errors import InputError, Problem
+from orca_platform.model.quantities import parse_bytes
+from orca_platform.model.tenants import parse_tenants
+from orca_platform.plan.addressing import assignable
 
 SOURCE = "tenants.test.yaml"
 LETTERS = "abcdefghijklmnopqrstuvwxyz"

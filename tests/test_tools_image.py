@@ -22,9 +22,9 @@ import yaml
 
 from tests import pg_pod
 from tests.orca_test_support import load_settings, raw_settings
-from tools import generated_blocks
 from tools.images import build, commands, contract, scan
-from tools.offline import PROJECT_DIR, reveal, run_program, stack_config
+from tools.offline.engine import PROJECT_DIR, reveal, run_program, stack_config
+from tools.reports import generated_blocks
 
 CLINIC = "test-sakura"
 DUMP_KEY = f"daily/{CLINIC}/20261121T163000Z.dump"

@@ -28,15 +28,15 @@ from orca_test_support import (
     write_yaml,
 )
 
-from orca_platform.catalogue import load_catalogue
-from orca_platform.errors import InputError
-from orca_platform.front_door import MODES
-from orca_platform.stack_plan import StackPlan, plan_stack
-from orca_platform.tenants import TenantsFile, parse_tenants
-from orca_platform.walls import Wall
-from tools import generated_blocks, plan_docs
-from tools.offline import Run
-from tools.stack_export import build_export
+from orca_platform.model.catalogue import load_catalogue
+from orca_platform.model.errors import InputError
+from orca_platform.model.tenants import TenantsFile, parse_tenants
+from orca_platform.plan.front_door import MODES
+from orca_platform.plan.stack_plan import StackPlan, plan_stack
+from orca_platform.plan.walls import Wall
+from tools.offline.engine import Run
+from tools.offline.stack_export import build_export
+from tools.reports import generated_blocks, plan_docs
 
 LB_WALL = "load-balancing rules per node IP configuration"
 
@@ -90,8 +90,8 @@ def test_headroom_to_the_rule_wall_is_what_the_rules_leave() -> None:
 
 
 def load_tenants_prod() -> TenantsFile:
-    from orca_platform.tenants import load_tenants
-    from tools.offline import PROJECT_DIR
+    from orca_platform.model.tenants import load_tenants
+    from tools.offline.engine import PROJECT_DIR
 
     return load_tenants(PROJECT_DIR / "tenants.yaml")
 
@@ -306,7 +306,7 @@ def test_the_checkpoint_figures_are_not_below_what_a_clinic_writes(prod_run: Run
 
 def test_the_readme_prose_quotes_the_planner() -> None:
     """The figures the README's prose discusses are the planner's (the generated block holds the rest)."""
-    from orca_platform.cost import cheapest_cell, new_clinic_cost
+    from orca_platform.plan.cost import cheapest_cell, new_clinic_cost
 
     settings = load_settings("prod")
     cat = load_catalogue()
@@ -319,7 +319,7 @@ def test_the_readme_prose_quotes_the_planner() -> None:
         assert figure is not None and f"${figure:.2f}~" in prose
     assert (new.total("payg", cat) or 0) > 20 >= (cell.total("payg", cat) or 99)
     # The pinned clinics' figure and the stack's own row at density.
-    from tools.plan_report import existing_costs
+    from tools.reports.plan_report import existing_costs
 
     plan = plan_stack(settings, load_tenants_prod(), cat, "tenants.yaml", stack_file("prod"))
     [pinned] = existing_costs(plan)

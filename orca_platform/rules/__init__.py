@@ -1,7 +1,7 @@
 """The platform's compliance rules, written once as plain functions over (type, properties, options).
 
 The same functions judge a planned change at `pulumi preview` (the policy pack in policy/ adapts pulumi_policy's
-arguments to `ResourceView`) and a deployed stack in an audit (tools/audit.py adapts a `pulumi stack export`).
+arguments to `ResourceView`) and a deployed stack in an audit (tools/audit/report.py adapts a `pulumi stack export`).
 Properties are the engine's camelCase shape, as a policy's `args.props` and an export's `inputs` both carry them.
 
 Two things a preview cannot see, so the rules that need them run in the audit only (`Rule.at_preview=False`):
@@ -13,9 +13,11 @@ the package with policy/venv's interpreter; pyproject's import contract forbids 
 
 The package: `values` (reading the engine's values), `view` (one resource), `kubernetes` (workloads, containers),
 `credentials` (what looks like one), `context` (what a rule knows of the stack), `registry` (rules, domains,
-`evaluate`), then one module per domain. The
-order of the domains is set here, explicitly: it is the order of docs/audit.md's tables (`make rule-table` writes
-them from the registry).
+`evaluate`), then one module per domain. The order of the domains is set here, explicitly: it is the order of
+docs/audit.md's tables (`make rule-table` writes them from the registry).
+
+May import: the standard library, orca_platform.conventions and orca_platform.safety.prod_floors (standard library
+only as well); nothing that pulls in pydantic or PyYAML.
 """
 
 from __future__ import annotations

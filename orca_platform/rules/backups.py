@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 
-from ..prod_floors import backup_breaches
+from orca_platform.safety.prod_floors import backup_breaches
+
 from .context import RuleContext, each_clinic_namespace, environment_of, is_prod
 from .registry import A, Domain, Finding, M
 from .values import as_text, dig, is_unknown, number, truthy
@@ -148,7 +149,7 @@ def _is_delete_lock(v: ResourceView) -> bool:
     "In production, backups are immutable at least as long as the records must be kept",
     "The longest-kept copies (the monthly dumps) must stay unalterable for the records' whole retention "
     "(five years for medical records unless the stack declares more), counted with leap days. The program refuses "
-    "the same stack at `pulumi up` (orca_platform/prod_floors.py).",
+    "the same stack at `pulumi up` (orca_platform/safety/prod_floors.py).",
     M,
     scope="stack",
     what=(

@@ -5,8 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from orca_platform.safety.prod_floors import (
+    ACR_PULL_ROLE,
+    DEFAULT_RECORDS_RETENTION_YEARS,
+    RECORDS_RETENTION_TAG,
+    acr_login_server,
+)
+
 from ..conventions import CLINIC_LABEL
-from ..prod_floors import ACR_PULL_ROLE, DEFAULT_RECORDS_RETENTION_YEARS, RECORDS_RETENTION_TAG, acr_login_server
 from .kubernetes import internal_controller_classes
 from .values import as_map, as_text, number
 from .view import CLINIC_NAMESPACE, PLATFORM_NAMESPACES, ResourceView, clinic_namespaces

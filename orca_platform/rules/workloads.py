@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+from orca_platform.safety.prod_floors import digest_breach, image_parts, registry_breach
+
 from ..conventions import (
     CLINIC_LABEL,
     POD_SECURITY_ENFORCE,
 )
-from ..prod_floors import digest_breach, image_parts, registry_breach
 from .context import RuleContext, environment_of, is_prod
 from .kubernetes import each_container, each_image, pod_spec
 from .registry import A, Domain, Finding, M
@@ -151,7 +152,7 @@ def _image_registry(v: ResourceView, ctx: RuleContext) -> Iterator[str]:
     "Images come only from the registries the stack allows",
     "The nodes pull with AcrPull on the stack's own registry; an image from anywhere else is unreviewed supply chain "
     "for a server that holds patient records, or does not start at all. The program refuses the same images at "
-    "`pulumi up` (orca_platform/prod_floors.py).",
+    "`pulumi up` (orca_platform/safety/prod_floors.py).",
     M,
     scope="stack",
     what=(

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tools import generated_blocks
 from tools.images import commands
 from tools.images.build import CONTEXT, PROJECT_DIR
+from tools.reports import generated_blocks
 
 README = PROJECT_DIR / "README.md"
 BLOCK = "tools image"

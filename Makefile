@@ -17,7 +17,7 @@ PROMTOOL ?= promtool
 # apt-get needs root: sudo when not already root (CI runners and workstations alike).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help venv scan-venv policy-venv deb-promtool deb-shellcheck deb-postgres deb-buildah image-tools image-tools-for-tests image-readme image-scan test lint typecheck layers unit checks synth synth-all plan plan-readme rule-table diagram pictures diff clinic-card export audit audit-samples bench clean
+.PHONY: help venv scan-venv policy-venv deb-promtool deb-shellcheck deb-postgres deb-buildah image-tools image-for-tests image-readme image-scan test lint typecheck layers unit checks synth synth-all plan plan-readme rule-table diagram pictures diff clinic-card export audit audit-samples bench clean
 
 # `make help` prints every target that has a `## ` description on its rule line, in file order: the list cannot
 # drift from the targets (tests/test_operator_tools.py checks that every target has one).
@@ -96,7 +96,7 @@ image-tools: venv deb-buildah ## the tools image from images/tools/ with buildah
 	$(PY) -m tools.images.build
 
 # What `make unit` runs: the same build, said and skipped where it cannot run (a runner that is not root).
-image-tools-for-tests: venv deb-buildah ## the tools image for the tests; skipped, saying so, where not root
+image-for-tests: venv deb-buildah ## the tools image for the tests; skipped, saying so, where not root
 	$(PY) -m tools.images.build --for-tests
 
 image-readme: venv ## regenerate README.md's tools-image block from images/tools/
@@ -124,7 +124,7 @@ typecheck: venv ## mypy --strict
 # runs on one worker, one after the other.
 PYTEST_WORKERS ?= auto
 
-unit: venv scan-venv policy-venv deb-shellcheck deb-promtool deb-postgres image-tools-for-tests ## [PYTEST_WORKERS=] the unit tests (pytest, one worker per CPU)
+unit: venv scan-venv policy-venv deb-shellcheck deb-promtool deb-postgres image-for-tests ## [PYTEST_WORKERS=] the unit tests (pytest, one worker per CPU)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 # Schema validation, security scan, isolation proof, shellcheck and alert rules (promtool) over both sample stacks

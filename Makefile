@@ -17,7 +17,7 @@ PROMTOOL ?= promtool
 # apt-get needs root: sudo when not already root (CI runners and workstations alike).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help venv scan-venv policy-venv deb-promtool deb-shellcheck deb-postgres deb-buildah image-tools image-for-tests image-readme image-scan test lint typecheck layers unit checks synth synth-all plan plan-readme rule-table diagram pictures diff clinic-card export audit audit-samples bench clean
+.PHONY: help venv scan-venv policy-venv deb-promtool deb-shellcheck deb-postgres deb-strongswan deb-buildah image-tools image-for-tests image-readme image-scan test lint typecheck layers unit checks synth synth-all plan plan-readme rule-table diagram pictures diff clinic-card export audit audit-samples bench clean
 
 # `make help` prints every target that has a `## ` description on its rule line, in file order: the list cannot
 # drift from the targets (tests/test_operator_tools.py checks that every target has one).
@@ -87,6 +87,24 @@ deb-buildah: ## buildah and mmdebstrap (apt packages) for the tools image, unles
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
 			-o DPkg::Lock::Timeout=600 --no-install-recommends buildah mmdebstrap >/dev/null; fi; \
 	echo "$$(buildah --version), mmdebstrap $$(mmdebstrap --version | cut -d' ' -f2)"
+
+# strongSwan (charon + swanctl, with the userspace datapath kernel-libipsec from libcharon-extra-plugins), nftables
+# and iproute2 for the real-strongSwan concentrator tests (tests/test_concentrator_strongswan.py): installed once, a
+# no-op afterwards. The tests were written against 5.9.x (Debian 12 ships 5.9.8): another series is reported and
+# refused, so a distribution upgrade is a reviewed change, not a silent one. Without apt-get the tests skip and say so.
+STRONGSWAN_DEBS := strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-extra-plugins \
+	libstrongswan-standard-plugins strongswan-pki nftables iproute2
+deb-strongswan: ## strongSwan 5.9.x, nftables, iproute2 (apt) for the real-strongSwan VPN tests, unless installed
+	@if dpkg-query -W -f='$${Status}\n' $(STRONGSWAN_DEBS) 2>/dev/null | grep -vq '^install ok installed$$' || \
+		[ "$$(dpkg-query -W -f='$${Status}\n' $(STRONGSWAN_DEBS) 2>/dev/null | wc -l)" != $(words $(STRONGSWAN_DEBS)) ]; then \
+		if ! command -v apt-get >/dev/null; then \
+			echo "no apt-get here: tests/test_concentrator_strongswan.py will be skipped (no strongSwan)"; exit 0; fi; \
+		$(SUDO) apt-get update -q -o DPkg::Lock::Timeout=600 && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends $(STRONGSWAN_DEBS); \
+	fi
+	@v=$$(dpkg-query -W -f='$${Version}' strongswan-charon 2>/dev/null || true); \
+	if [ -z "$$v" ]; then exit 0; fi; echo "strongSwan $$v"; \
+	case "$$v" in 5.9.*) ;; *) echo "error: strongSwan $$v is outside the tested 5.9.x series" >&2; exit 1;; esac
 
 ##@ The tools image (images/tools/, tools/images/): backup.toolsImage, built offline with buildah
 

@@ -196,6 +196,18 @@ tzdata/stable-updates 2026g-0+deb13u1 all [upgradable from: 2026f-0+deb13u1]
     ]
 
 
+def test_where_the_image_cannot_be_built_the_tests_are_told_and_a_build_is_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A runner that is not root: `make unit` goes on (its image tests skip), `make image-tools` fails clearly."""
+    monkeypatch.setattr(build.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(build, "image_exists", lambda *_: False)
+    assert build.main(["--for-tests"]) == 0
+    assert "not built here" in capsys.readouterr().out
+    assert build.main([]) == 1
+    assert "needs root" in capsys.readouterr().err
+
+
 # --- the built image -------------------------------------------------------------------------------------------------
 
 

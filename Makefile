@@ -142,7 +142,7 @@ typecheck: venv ## mypy --strict
 # runs on one worker, one after the other.
 PYTEST_WORKERS ?= auto
 
-unit: venv scan-venv policy-venv deb-shellcheck deb-promtool deb-postgres image-for-tests ## [PYTEST_WORKERS=] the unit tests (pytest, one worker per CPU)
+unit: venv scan-venv policy-venv deb-shellcheck deb-promtool deb-postgres deb-strongswan image-for-tests ## [PYTEST_WORKERS=] the unit tests (pytest, one worker per CPU)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 # Schema validation, security scan, isolation proof, shellcheck and alert rules (promtool) over both sample stacks

@@ -17,7 +17,7 @@ PROMTOOL ?= promtool
 # apt-get needs root: sudo when not already root (CI runners and workstations alike).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help venv scan-venv policy-venv deb-promtool deb-shellcheck deb-postgres test lint typecheck layers unit checks synth synth-all plan plan-readme rule-table diagram pictures diff clinic-card export audit audit-samples bench clean
+.PHONY: help venv scan-venv policy-venv deb-promtool deb-shellcheck deb-postgres deb-strongswan deb-buildah image-tools image-for-tests image-readme image-scan test lint typecheck layers unit checks synth synth-all plan plan-readme rule-table diagram pictures diff clinic-card export audit audit-samples bench clean
 
 # `make help` prints every target that has a `## ` description on its rule line, in file order: the list cannot
 # drift from the targets (tests/test_operator_tools.py checks that every target has one).
@@ -77,6 +77,54 @@ deb-postgres: ## PostgreSQL (apt package postgresql) for the real-database tests
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql; \
 	fi
 
+# buildah and mmdebstrap (Debian packages) build the tools image with no registry (tools/images/build.py checks
+# their versions). Installed once, a no-op when both are there.
+deb-buildah: ## buildah and mmdebstrap (apt packages) for the tools image, unless already installed
+	@if ! command -v buildah >/dev/null || ! command -v mmdebstrap >/dev/null; then \
+		if ! command -v apt-get >/dev/null; then \
+			echo "no apt-get here: the tools image is not built and tests/test_tools_image.py skips its image tests"; \
+			exit 0; fi; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+			-o DPkg::Lock::Timeout=600 --no-install-recommends buildah mmdebstrap >/dev/null; fi; \
+	echo "$$(buildah --version), mmdebstrap $$(mmdebstrap --version | cut -d' ' -f2)"
+
+# strongSwan (charon + swanctl, with the userspace datapath kernel-libipsec from libcharon-extra-plugins), nftables
+# and iproute2 for the real-strongSwan concentrator tests (tests/test_concentrator_strongswan.py): installed once, a
+# no-op afterwards. The tests were written against 5.9.x (Debian 12 ships 5.9.8): another series is reported and
+# refused, so a distribution upgrade is a reviewed change, not a silent one. Without apt-get the tests skip and say so.
+STRONGSWAN_DEBS := strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-extra-plugins \
+	libstrongswan-standard-plugins strongswan-pki nftables iproute2
+deb-strongswan: ## strongSwan 5.9.x, nftables, iproute2 (apt) for the real-strongSwan VPN tests, unless installed
+	@if dpkg-query -W -f='$${Status}\n' $(STRONGSWAN_DEBS) 2>/dev/null | grep -vq '^install ok installed$$' || \
+		[ "$$(dpkg-query -W -f='$${Status}\n' $(STRONGSWAN_DEBS) 2>/dev/null | wc -l)" != $(words $(STRONGSWAN_DEBS)) ]; then \
+		if ! command -v apt-get >/dev/null; then \
+			echo "no apt-get here: tests/test_concentrator_strongswan.py will be skipped (no strongSwan)"; exit 0; fi; \
+		$(SUDO) apt-get update -q -o DPkg::Lock::Timeout=600 && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends $(STRONGSWAN_DEBS); \
+	fi
+	@v=$$(dpkg-query -W -f='$${Version}' strongswan-charon 2>/dev/null || true); \
+	if [ -z "$$v" ]; then exit 0; fi; echo "strongSwan $$v"; \
+	case "$$v" in 5.9.*) ;; *) echo "error: strongSwan $$v is outside the tested 5.9.x series" >&2; exit 1;; esac
+
+##@ The tools image (images/tools/, tools/images/): backup.toolsImage, built offline with buildah
+
+# The image backup.toolsImage names (docs/tools-image.md), tagged by a digest of images/tools/: unchanged inputs, no
+# build. Needs root (mmdebstrap's root mode, buildah's machine-wide store under IMAGE_STORE).
+image-tools: venv deb-buildah ## the tools image from images/tools/ with buildah; a no-op when its inputs are unchanged
+	$(PY) -m tools.images.build
+
+# What `make unit` runs: the same build, said and skipped where it cannot run (a runner that is not root).
+image-for-tests: venv deb-buildah ## the tools image for the tests; skipped, saying so, where not root
+	$(PY) -m tools.images.build --for-tests
+
+image-readme: venv ## regenerate README.md's tools-image block from images/tools/
+	$(PY) -m tools.images.contract
+
+# Only Debian's archive is reachable for this (docs/tools-image.md, Known vulnerabilities): exit 1 when it has a
+# security update of an installed package.
+image-scan: image-tools ## the tools image's size, and its Debian packages that a security update has passed by
+	$(PY) -m tools.images.scan
+
 ##@ Tests and checks (tests/, tools/checks/): what CI runs
 
 lint: venv ## ruff check and ruff format --check
@@ -87,13 +135,14 @@ typecheck: venv ## mypy --strict
 	$(VENV)/bin/mypy
 
 # The checkov and promtool tests call the scan virtualenv and promtool, the policy-pack tests the pack's own venv,
-# the shell tests shellcheck, the real-database tests PostgreSQL: all first, so they run, not skip, on a fresh clone.
+# the shell tests shellcheck, the real-database tests PostgreSQL, the tools-image tests the image: all first, so
+# they run, not skip, on a fresh clone.
 # One worker per CPU (pytest-xdist). Tests keep to their own tmp_path; the two that touch the project directory
 # itself (one writes a stack file there, one copies the tree) share the xdist_group "project-dir", which loadgroup
 # runs on one worker, one after the other.
 PYTEST_WORKERS ?= auto
 
-unit: venv scan-venv policy-venv deb-shellcheck deb-promtool deb-postgres ## [PYTEST_WORKERS=] the unit tests (pytest, one worker per CPU)
+unit: venv scan-venv policy-venv deb-shellcheck deb-promtool deb-postgres deb-strongswan image-for-tests ## [PYTEST_WORKERS=] the unit tests (pytest, one worker per CPU)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 # Schema validation, security scan, isolation proof, shellcheck and alert rules (promtool) over both sample stacks

@@ -207,10 +207,6 @@ def _program_step(
 ) -> tuple[str, list[dict[str, Any]]]:
     """The steps the engine shows for one registration of the program (none for a hidden `same`)."""
     urn = new["urn"]
-    if res.external and old is not None and gated:
-        # A read (the program's StackReference to its own stack): a ReadStep every run, op `read`, always shown
-        # (step_generator.go GenerateReadSteps; display.go shouldShow hides only `same` and non-logical steps).
-        return "read", [step("read", urn, new.get("provider", ""), old, new)]
     if old is None or gone:
         new.pop("id", None)
         return "create", [step("create", urn, new.get("provider", ""), new=new)]
@@ -282,9 +278,13 @@ def preview(
     replaced_providers: set[str] = set()
     replaced: list[str] = []
     for urn, res in new_s.by_urn.items():
-        op, shown = _program_step(
-            res, new_s.state(res, old=False), olds.get(urn), urn in gone, replaces, replaced_providers, gated
-        )
+        new = new_s.state(res, old=False)
+        if res.external and urn in olds and gated:
+            # A read (the program's StackReference to its own stack): a ReadStep every run, op `read`, always shown
+            # (step_generator.go GenerateReadSteps; display.go shouldShow hides only `same` and non-logical steps).
+            op, shown = "read", [step("read", urn, new.get("provider", ""), olds[urn], new)]
+        else:
+            op, shown = _program_step(res, new, olds.get(urn), urn in gone, replaces, replaced_providers, gated)
         counts[op] = counts.get(op, 0) + 1
         steps.extend(shown)
         if op == "replace" and gated:
@@ -295,12 +295,7 @@ def preview(
         if urn not in new_s.by_urn and not (refresh and urn in gone):
             steps.append(step("delete", urn, olds[urn].get("provider", ""), old=olds[urn]))
             counts["delete"] = counts.get("delete", 0) + 1
-    # Non-logical steps are not counted in the summary (update.go: `record := step.Logical()`).
-    for urn in [*replaced, *pending_delete]:
-        copy_ = dict(olds[urn], delete=True) if urn in pending_delete else olds[urn]
-        if urn in pending_delete:
-            copy_["id"] = f"{copy_.get('id', '')}-pending"
-        steps.append(step("delete-replaced", urn, copy_.get("provider", ""), old=copy_))
+    steps += _deletes_replaced(olds, replaced, set(pending_delete))
     config = dict(sorted(stack_config(STACK).items()))
     doc: dict[str, Any] = {"config": config, "steps": steps}
     diagnostics = errors(steps) if errors else []
@@ -309,6 +304,18 @@ def preview(
     doc["duration"] = 41_873_530_112
     doc["changeSummary"] = dict(sorted(counts.items()))
     return doc
+
+
+def _deletes_replaced(olds: dict[str, dict[str, Any]], replaced: list[str], pending: set[str]) -> list[dict[str, Any]]:
+    """The `delete-replaced` steps: of each replaced resource's old object, and of each pending-delete copy.
+
+    Non-logical steps: not counted in the summary (update.go: `record := step.Logical()`).
+    """
+    out = []
+    for urn in [*replaced, *sorted(pending)]:
+        old = dict(olds[urn], delete=True, id=f"{olds[urn].get('id', '')}-pending") if urn in pending else olds[urn]
+        out.append(step("delete-replaced", urn, old.get("provider", ""), old=old))
+    return out
 
 
 def protect_errors(ops: Iterable[str]) -> Callable[[list[dict[str, Any]]], list[dict[str, Any]]]:
@@ -397,17 +404,13 @@ def scenarios(tmp: Path) -> dict[str, dict[str, Any]]:
     # test-sakura's claim deleted with kubectl, then `pulumi preview --refresh`: the refresh drops it from the state
     # and the program's registration becomes a create of an empty claim.
     claim = urn_of(before_small, "kubernetes:core/v1:PersistentVolumeClaim", "test-sakura-orca-state")
-    out["claim-recreated-after-refresh"] = preview(
-        before_small, before_small, refresh=True, gone=[claim], gated=True
-    )
+    out["claim-recreated-after-refresh"] = preview(before_small, before_small, refresh=True, gone=[claim], gated=True)
 
     # A pending-delete copy of test-sakura's protected claim (`delete: true`, left by a replacement interrupted
     # before its delete) is deleted by the next update with `delete-replaced`, and DeleteStep.Apply checks protect
     # only when not replacing (step.go): the preview reports no error, and without --show-replacement-steps the
     # step is not even shown.
-    out["claim-pending-delete"] = preview(
-        before_small, before_small, refresh=True, gated=True, pending_delete=[claim]
-    )
+    out["claim-pending-delete"] = preview(before_small, before_small, refresh=True, gated=True, pending_delete=[claim])
 
     # test-aoba's namespace deleted with kubectl (and with it every object in it), then the clinic removed from
     # tenants.dev.yaml: the refresh drops them from the state, the program no longer registers them, so no delete

@@ -16,7 +16,8 @@ import pytest
 from preview_fixtures import FIXTURES
 
 from tools.deploy import gate as preview_gate
-from tools.deploy.gate import Context, evaluate
+from tools.deploy.gate import evaluate
+from tools.deploy.gate_model import Context
 from tools.offline.engine_urns import parse
 
 
@@ -25,9 +26,7 @@ def fixture(name: str) -> dict[str, Any]:
     return doc
 
 
-def gate(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], doc: dict[str, Any] | str, *args: str
-) -> tuple[int, str]:
+def gate(tmp_path: Path, capsys: pytest.CaptureFixture[str], doc: dict[str, Any] | str, *args: str) -> tuple[int, str]:
     """The gate's command line, as the Makefile calls it; its exit status and everything it printed."""
     path = tmp_path / "preview.json"
     path.write_text(doc if isinstance(doc, str) else json.dumps(doc), encoding="utf-8")

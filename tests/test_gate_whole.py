@@ -182,3 +182,45 @@ def test_the_preview_exit_status_is_required(capsys: pytest.CaptureFixture[str])
         preview_gate.main(["--preview", "-", "--stack", "dev"])
     assert stop.value.code == 2
     assert "--preview-exit" in capsys.readouterr().err
+
+
+# --- what else the update does (issue 21 item 5, issue 28 item 2) ----------------------------------------------------
+
+
+def test_the_report_lists_restarting_servers_and_their_pre_upgrade_backups(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = fixture("routine-change-gated")
+    code, out = gate(tmp_path, capsys, doc, "--stack", "dev")
+    assert code == 0
+    # test-sakura's image changed: its server restarts, after the pre-upgrade backup Job the program adds.
+    assert "servers that stop or restart: 1" in out
+    line = next(x for x in out.splitlines() if "clinic test-sakura:" in x)
+    assert "restarts: new image" in line and "pre-upgrade backup runs first (orca-pre-upgrade-" in line
+    assert "-stop-" not in line
+    # test-aoba's volume grew (a claim update, no template change): its server keeps running.
+    assert "clinic test-aoba" not in out
+
+
+def test_the_report_flags_a_range_reaching_the_api_server(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = fixture("routine-change-gated")
+    cluster = next(s for s in doc["steps"] if s["op"] == "same" and s["urn"].endswith("ManagedCluster::aks"))
+    cluster["op"] = "update"
+    cluster["detailedDiff"] = {"apiServerAccessProfile.authorizedIPRanges[4]": {"kind": "add", "inputDiff": False}}
+    code, out = gate(tmp_path, capsys, doc, "--stack", "dev")
+    assert code == 0  # not a data loss: flagged for the reviewer, not refused
+    assert "exposure changes: 1" in out
+    assert "the API server: ManagedCluster apiServerAccessProfile.authorizedIPRanges[4]" in out
+
+
+def test_a_suspended_clinic_is_listed_as_stopping() -> None:
+    from tools.deploy.effects import server_change
+
+    assert server_change(["spec.replicas"], (1, 0)) == ["stops (replicas 0: suspended)"]
+    assert server_change(["spec.template.spec.volumes[0].persistentVolumeClaim.claimName"]) == [
+        "restarts: another volume generation"
+    ]
+    assert server_change(["spec.template.metadata.annotations.x"]) == [
+        "restarts: pod template (spec.template.metadata.annotations.x)"
+    ]
+    assert server_change(["spec.strategy.type"]) == []

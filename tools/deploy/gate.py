@@ -38,6 +38,7 @@ import yaml
 from orca_platform.plan import naming
 from tools.deploy import advice
 from tools.deploy.digest import check_whole, load_preview
+from tools.deploy.effects import Effects, exposure_of, is_pre_upgrade_backup, server_change
 from tools.deploy.gate_model import (
     BACKUP,
     BACKUP_TYPES,
@@ -418,6 +419,30 @@ def changes(doc: Mapping[str, Any]) -> Counter[str]:
     )
 
 
+def effects(doc: Mapping[str, Any]) -> Effects:
+    """The servers this update stops or restarts, the pre-upgrade backups it runs, the exposure it changes."""
+    found = Effects()
+    for step in doc.get("steps") or []:
+        op, urn = str(step.get("op")), parse(str(step["urn"]))
+        if op not in ("create", "update", "replace"):
+            continue
+        old, new = step.get("oldState") or {}, step.get("newState") or {}
+        kind = urn.type.rsplit(":", 1)[-1]
+        clinic = _clinic(step, "-orca", "-backup", "-netpol") if TENANT in urn.parent_types else None
+        paths = list((step.get("detailedDiff") or {}).keys())
+        if kind == "Deployment" and clinic and op != "create":
+            replicas = tuple(((s.get("inputs") or {}).get("spec") or {}).get("replicas") for s in (old, new))
+            why = server_change(paths, (replicas[0], replicas[1]))
+            if why:
+                found.restarts.setdefault(clinic, []).extend(why)
+        name = str(_meta(new).get("name") or urn.name)
+        if op == "create" and clinic and is_pre_upgrade_backup(kind, urn.name):
+            found.backups.setdefault(clinic, []).append(name)
+        where = clinic or ("backup store" if BACKUP in urn.parent_types else urn.name)
+        found.exposure += [line for p in paths if (line := exposure_of(kind, where, p))]
+    return found
+
+
 def render(doc: Mapping[str, Any], findings: list[Finding], ctx: Context, preview_exit: int, markdown: bool) -> str:
     counts = changes(doc)
     summary = ", ".join(f"{n} {op}" for op, n in sorted(counts.items())) or "no changes"
@@ -445,6 +470,9 @@ def render(doc: Mapping[str, Any], findings: list[Finding], ctx: Context, previe
             lines += [f"    - {f.op} {f.urn}  [{f.guarded.kind}]" for f in items]
             steps_ = todo.splitlines()
             lines += [f"    what to do: {steps_[0]}", *(f"      {line}" for line in steps_[1:])]
+    side = effects(doc).lines()
+    if side:
+        lines += ["", *side]
     if failed:
         lines += [
             "",

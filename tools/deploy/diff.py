@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.cli import run
+from tools.deploy.costs import cost_flags
 from tools.deploy.effects import Effects, exposure_of, is_pre_upgrade_backup, server_change
 from tools.offline.engine import PROJECT_DIR
 from tools.offline.rendered import RenderedStack, Resource, load
@@ -86,6 +87,7 @@ class StackDiff:
     clinics: dict[str, list[ResourceDiff]] = field(default_factory=dict)
     clinic_status: dict[str, str] = field(default_factory=dict)  # added | removed | changed
     absent: str = ""  # "base" or "head" when the stack exists in one revision only
+    costs: list[str] = field(default_factory=list)  # the new clinics' monthly costs and pins (the working tree's)
 
     @property
     def effects(self) -> Effects:
@@ -293,6 +295,9 @@ def render(diffs: list[StackDiff], base_label: str, head_label: str) -> str:
         out.append(f"### Servers, backups and exposure{'' if side else ': none'}")
         out += [f"    {line}" for line in side]
         out.append("")
+        out.append(f"### Cost of new clinics{'' if sd.costs else ': none'}")
+        out += [f"    {line}" for line in sd.costs]
+        out.append("")
         out.append(f"### Platform: {len(sd.platform) or 'no'} change(s)")
         for d in sd.platform:
             out += _resource_lines(d, "    ")
@@ -347,6 +352,8 @@ def diff_stacks(base: str, stacks: list[str], repo: Path, work: Path) -> tuple[l
         empty = RenderedStack(work)
         sd = compare(before or empty, after or empty, stack)
         sd.absent = "base" if before is None else "head" if after is None else ""
+        if after is not None and repo == PROJECT_DIR:  # the planner reads the working tree's inputs
+            sd.costs = cost_flags(stack, [c for c, status in sd.clinic_status.items() if status == "added"])
         results.append(sd)
     return results, commit
 

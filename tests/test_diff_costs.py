@@ -1,5 +1,5 @@
-"""`make diff` flags cost changes (issue 28 item 2, issue 21 item 5): a new clinic's monthly cost from the planner, and a
-pin that keeps it on another storage class or front door than the stack gives new clinics (a copied neighbour's
+"""`make diff` flags cost changes (issue 28 item 2, issue 21 item 5): a new clinic's monthly cost from the planner,
+and a pin that keeps it on another storage class or front door than the stack gives new clinics (a copied neighbour's
 entry, the case issue 28 found costing about 2.5 times as much).
 """
 

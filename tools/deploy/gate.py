@@ -1,7 +1,7 @@
 """`make preview` / `make up`: refuse a preview that would lose, hide or roll back a clinic's data.
 
     python -m tools.deploy.gate --preview FILE|- [--outputs FILE] [--stack S | --tenants FILE]
-                                 [--preview-exit N] [--format text|markdown] [--report FILE]
+                                 --preview-exit N [--format text|markdown] [--report FILE]
 
 Reads what `pulumi preview --json` prints (the preview digest: pulumi/pulumi pkg/display/json.go `PreviewDigest`,
 filled by pkg/backend/display/json.go `ShowPreviewDigest`) and, optionally, `pulumi stack output --json` of the
@@ -14,7 +14,14 @@ stack before the change (`orcaHistory` and `clinics`). Refuses, naming each URN,
 - the creation of a claim or namespace of a clinic that already had one (an empty volume where data was: the claim
   was deleted outside Pulumi and a refresh dropped it from the state), or of new passwords for such a clinic;
 - a shortened immutability period, `protect` removed from a data resource, and (with `orcaHistory`) the live volume
-  of a clinic moved back to an older generation.
+  of a clinic moved back to an older generation;
+- a guarded resource seen only by the refresh (with `--show-sames`, what the refresh dropped and the program no
+  longer registers), and a `delete-replaced` of a pending-delete copy (the engine checks no `protect` on it).
+
+It judges only a whole digest of this project's `--stack` (tools/deploy/digest.py): `{}`, a digest without its root
+Stack step or `changeSummary`, or one of another stack or project is unreadable input. A failed preview (its exit
+status, an error diagnostic or `maybeCorrupt`) fails whatever else it holds. The report also lists the servers that
+stop or restart, their pre-upgrade backups and the exposure changes (tools/deploy/effects.py).
 
 A retired clinic (listed in `retiredClinicIds` of the stack's tenants file) may leave the stack, but only once each
 of its data resources was unprotected on purpose (`make decommission`) and the Kubernetes ones keep their objects

@@ -120,6 +120,18 @@ def test_up_refuses_when_anything_moved_after_the_gate(
     assert says in err and "pulumi up not started" in err
 
 
+def test_on_the_diy_backend_a_new_history_entry_is_a_new_update(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """azblob history entries carry no version (diy backend.go apply fills no Version): their count moves instead."""
+    cli, repo = fake_pulumi(tmp_path), project(tmp_path)
+    entry = '{"kind": "update", "result": "succeeded", "version": 0}'
+    (cli.parent / "history.json").write_text(f"[{entry}, {entry}]", encoding="utf-8")
+    code, _ = record_then_check(tmp_path, cli, repo, _bump(cli, f"[{entry}, {entry}, {entry}]"))
+    assert code == 1
+    assert "from version 2 to 3" in capsys.readouterr().err
+
+
 def test_a_dirty_tree_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cli, repo = fake_pulumi(tmp_path), project(tmp_path)
     (repo / "notes.txt").write_text("x", encoding="utf-8")

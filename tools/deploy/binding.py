@@ -5,12 +5,13 @@
     python -m tools.deploy.binding cli    --want 3.x.y [--pulumi CLI]
 
 `make gate` records, before its preview, the stack's last update (`pulumi stack history --json`: the diy backend
-lists the newest first, pkg/backend/diy/state.go getHistory), a hash of its checkpoint (`pulumi stack export`: a
-`pulumi state` edit adds no history entry) and a hash of every input of the program: the commit, the working tree's
-changes, Pulumi.yaml, the stack file, its tenants file, the requirement pins, the CLI's version and its plugins.
-`make up` checks them again just before `pulumi up`: another operator's update or state edit, an edited tenants or
-stack file, another CLI or plugin means the update would not run what the gate judged. `cli` refuses a CLI other
-than the Makefile's pin, or one outside the range the gate was read against.
+lists the newest first, pkg/backend/diy/state.go getHistory, without versions: then the number of entries), a hash
+of its checkpoint (`pulumi stack export`: a `pulumi state` edit adds no history entry) and a hash of every input of
+the program: the commit, the working tree's changes, Pulumi.yaml, the stack file, its tenants file, the requirement
+pins, the CLI's version and its plugins. `make up` checks them again just before `pulumi up`: another operator's
+update or state edit, an edited tenants or stack file, another CLI or plugin means the update would not run what
+the gate judged. `cli` refuses a CLI other than the Makefile's pin, or one outside the range the gate was read
+against.
 
 Exit status: 0 unchanged, 1 something moved (named), 2 a command or file could not be read.
 """
@@ -93,6 +94,15 @@ def _tree(project: Path, runner: Runner) -> dict[str, Any]:
     }
 
 
+def update_mark(history: list[dict[str, Any]]) -> int:
+    """The stack's last update: the newest entry's version, or on the diy backend, which records none (its UpdateInfo
+    has no Version: pkg/backend/diy/backend.go apply, so every entry prints 0), the number of entries."""
+    if not history:
+        return 0
+    version = int(history[0].get("version") or 0)
+    return version if version else len(history)
+
+
 def fingerprint(stack: str, project: Path, tenants: Path | None, pulumi: str, runner: Runner = run) -> dict[str, Any]:
     """What the update will act on and what the program will read, as hashes (no value is kept)."""
     history = json.loads(runner([pulumi, "stack", "history", "--stack", stack, "--json"], project) or "[]")
@@ -105,7 +115,7 @@ def fingerprint(stack: str, project: Path, tenants: Path | None, pulumi: str, ru
         files[f"tenants:{tenants}"] = _sha(tenants.read_bytes()) if tenants.is_file() else "-"
     return {
         "stack": stack,
-        "version": int(history[0].get("version", 0)) if history else 0,
+        "version": update_mark(history),
         "state": _sha(runner([pulumi, "stack", "export", "--stack", stack], project)),
         "tree": _tree(project, runner),
         "files": files,

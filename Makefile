@@ -215,7 +215,12 @@ clean: ## remove build output and caches
 # which refuses a delete, replace or empty re-creation of clinic data; only then the CLI's `pulumi up`, which previews
 # again and stops on a protected resource before its first change (pkg/backend/apply.go), unlike the Automation API's
 # `up` (`--skip-preview`). Both run with --refresh, so the gate sees the state the update acts on (REFRESH=false: none).
+# The gated preview shows every step: --show-replacement-steps (a delete-replaced is hidden without it, display.go
+# shouldShow) and --show-sames (what the refresh dropped then shows as a refresh step alone). `make up` runs
+# tools/deploy/binding.py check before `pulumi up`: the stack's version, its state and the program's inputs must be
+# those the gate recorded. The CLI is pinned: PULUMI_VERSION, the same as both workflows' `pulumi-version`.
 PULUMI ?= pulumi
+PULUMI_VERSION := 3.272.0
 REFRESH ?= true
 GATE_DIR ?= build/gate/$(STACK)
 GATE_FORMAT ?= text
@@ -232,20 +237,24 @@ diff: venv ## BASE=<git ref> [STACK= MARKDOWN=file] what a change does to the pl
 	$(PY) -m tools.deploy.diff --base $(BASE) $(if $(filter command line,$(origin STACK)),--stack $(STACK)) \
 		$(if $(MARKDOWN),--markdown $(MARKDOWN))
 
-pulumi-cli: ## fail clearly when the Pulumi CLI is missing
+pulumi-cli: venv ## fail clearly when the Pulumi CLI is missing or is not PULUMI_VERSION
 	@command -v $(PULUMI) >/dev/null 2>&1 || { echo "error: the Pulumi CLI ('$(PULUMI)') is not on PATH: install it \
 	(https://www.pulumi.com/docs/install/), log in to the state backend (README, Deploying) and run this again" >&2; \
 	exit 127; }
+	@$(PY) -m tools.deploy.binding cli --pulumi $(PULUMI) --want $(PULUMI_VERSION)
 
 # The stack's last outputs (orcaHistory, clinics) tell the gate what existed; a stack never deployed prints {}.
 gate: venv pulumi-cli ## STACK= [REFRESH= GATE_FORMAT=markdown] only the gated JSON preview (what CI posts)
-	@mkdir -p $(GATE_DIR)
+	@mkdir -p $(GATE_DIR) && rm -f $(GATE_DIR)/binding.json $(GATE_DIR)/binding.pending.json
+	$(PY) -m tools.deploy.binding record --stack $(STACK) --pulumi $(PULUMI) $(if $(TENANTS),--tenants $(TENANTS)) \
+		--out $(GATE_DIR)/binding.pending.json
 	$(PULUMI) stack output --stack $(STACK) --json > $(GATE_DIR)/outputs.json
 	@rc=0; env -u PULUMI_ENABLE_STREAMING_JSON_PREVIEW $(PULUMI) preview --stack $(STACK) --json $(REFRESH_FLAG) \
-		> $(GATE_DIR)/preview.json || rc=$$?; \
+		--show-replacement-steps --show-sames > $(GATE_DIR)/preview.json || rc=$$?; \
 	$(PY) -m tools.deploy.gate --stack $(STACK) $(if $(TENANTS),--tenants $(TENANTS)) \
 		--preview $(GATE_DIR)/preview.json --outputs $(GATE_DIR)/outputs.json --preview-exit $$rc \
 		--format $(GATE_FORMAT) --report $(GATE_DIR)/gate.txt
+	@mv $(GATE_DIR)/binding.pending.json $(GATE_DIR)/binding.json
 
 # The JSON preview carries no policy results (pkg/backend/display/json.go skips policy events): a second preview
 # shows them, and the diff, to the person who reads it.
@@ -253,6 +262,8 @@ preview: gate policy-venv ## STACK= [REFRESH=false] the gated JSON preview, then
 	$(PULUMI) preview --stack $(STACK) $(REFRESH_FLAG) --diff --policy-pack policy
 
 up: gate policy-venv ## STACK= [REFRESH=false] the gate, then the CLI's pulumi up (it previews again first)
+	$(PY) -m tools.deploy.binding check --stack $(STACK) --pulumi $(PULUMI) $(if $(TENANTS),--tenants $(TENANTS)) \
+		--binding $(GATE_DIR)/binding.json
 	$(PULUMI) up --stack $(STACK) --yes --skip-preview=false $(REFRESH_FLAG) --policy-pack policy \
 		--message "$(MESSAGE)"
 

@@ -134,3 +134,15 @@ def recreated(step: Mapping[str, Any], g: Guarded, ctx: Context) -> str:
         "4. put it back in the stack:\n"
         f"  {importing.format(id=f'{ns}/{claim}')}"
     )
+
+
+REFRESH_ONLY = (
+    "do not deploy: find out who deleted it (kubectl get events, the activity log). For a claim, its volume is\n"
+    "Released and kept (reclaimPolicy Retain): put the clinic back in the tenants file, re-attach the volume as the\n"
+    "gate's 'recreated' advice says, then preview again; to retire the clinic: make decommission CLINIC=<id>"
+)
+PENDING_DELETE = (
+    "do not deploy: the copy may be the volume that still holds the clinic's data. `pulumi stack export`, find this\n"
+    'URN\'s entry with "delete": true and check which object holds the data; keep that one (re-attach it as the\n'
+    "live claim if it is the copy), then drop the copy's entry from the export and `pulumi stack import` it"
+)

@@ -262,7 +262,7 @@ def test_a_storage_class_change_is_refused_on_the_clinics_claim(tmp_path: Path) 
     (finding,) = found.values()
     assert finding.guarded.clinic == "test-aoba"
     assert "spec.storageClassName" in finding.why
-    assert "Restore runbook" in finding.todo
+    assert "docs/runbooks.md, 'Restore from a dump'" in finding.todo
     assert steps(doc, "create")  # the new StorageClass is no refusal
 
 

@@ -21,7 +21,7 @@ PROMTOOL ?= promtool
 # apt-get needs root: sudo when not already root (CI runners and workstations alike).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help venv scan-venv policy-venv barman-venv npm-azurite deb-promtool deb-shellcheck deb-postgres deb-strongswan test lint typecheck layers unit checks synth synth-all plan plan-readme rule-table diagram pictures diff clinic-card export audit audit-samples bench clean
+.PHONY: help venv scan-venv policy-venv barman-venv npm-azurite deb-promtool deb-shellcheck deb-postgres deb-strongswan deb-buildah image-tools image-for-tests image-readme image-scan test lint typecheck layers unit checks synth synth-all plan plan-readme rule-table diagram pictures diff clinic-card export audit audit-samples bench clean
 
 # `make help` prints every target that has a `## ` description on its rule line, in file order: the list cannot
 # drift from the targets (tests/test_operator_tools.py checks that every target has one).
@@ -104,6 +104,17 @@ deb-postgres: ## PostgreSQL (apt package postgresql) for the real-database tests
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql; \
 	fi
 
+# buildah and mmdebstrap (Debian packages) build the tools image with no registry (tools/images/build.py checks
+# their versions). Installed once, a no-op when both are there.
+deb-buildah: ## buildah and mmdebstrap (apt packages) for the tools image, unless already installed
+	@if ! command -v buildah >/dev/null || ! command -v mmdebstrap >/dev/null; then \
+		if ! command -v apt-get >/dev/null; then \
+			echo "no apt-get here: the tools image is not built and tests/test_tools_image.py skips its image tests"; \
+			exit 0; fi; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+			-o DPkg::Lock::Timeout=600 --no-install-recommends buildah mmdebstrap >/dev/null; fi; \
+	echo "$$(buildah --version), mmdebstrap $$(mmdebstrap --version | cut -d' ' -f2)"
+
 # strongSwan (charon + swanctl, with the userspace datapath kernel-libipsec from libcharon-extra-plugins), nftables
 # and iproute2 for the real-strongSwan concentrator tests (tests/test_concentrator_strongswan.py): installed once, a
 # no-op afterwards. The tests were written against 5.9.x (Debian 12 ships 5.9.8): another series is reported and
@@ -122,6 +133,25 @@ deb-strongswan: ## strongSwan 5.9.x, nftables, iproute2 (apt) for the real-stron
 	if [ -z "$$v" ]; then exit 0; fi; echo "strongSwan $$v"; \
 	case "$$v" in 5.9.*) ;; *) echo "error: strongSwan $$v is outside the tested 5.9.x series" >&2; exit 1;; esac
 
+##@ The tools image (images/tools/, tools/images/): backup.toolsImage, built offline with buildah
+
+# The image backup.toolsImage names (docs/tools-image.md), tagged by a digest of images/tools/: unchanged inputs, no
+# build. Needs root (mmdebstrap's root mode, buildah's machine-wide store under IMAGE_STORE).
+image-tools: venv deb-buildah ## the tools image from images/tools/ with buildah; a no-op when its inputs are unchanged
+	$(PY) -m tools.images.build
+
+# What `make unit` runs: the same build, said and skipped where it cannot run (a runner that is not root).
+image-for-tests: venv deb-buildah ## the tools image for the tests; skipped, saying so, where not root
+	$(PY) -m tools.images.build --for-tests
+
+image-readme: venv ## regenerate README.md's tools-image block from images/tools/
+	$(PY) -m tools.images.contract
+
+# Only Debian's archive is reachable for this (docs/tools-image.md, Known vulnerabilities): exit 1 when it has a
+# security update of an installed package.
+image-scan: image-tools ## the tools image's size, and its Debian packages that a security update has passed by
+	$(PY) -m tools.images.scan
+
 ##@ Tests and checks (tests/, tools/checks/): what CI runs
 
 lint: venv ## ruff check and ruff format --check
@@ -132,14 +162,14 @@ typecheck: venv ## mypy --strict
 	$(VENV)/bin/mypy
 
 # The checkov and promtool tests call the scan virtualenv and promtool, the policy-pack tests the pack's own venv,
-# the shell tests shellcheck, the real-database tests PostgreSQL, the PITR tests barman-cloud and Azurite: all first,
-# so they run, not skip, on a fresh clone.
+# the shell tests shellcheck, the real-database tests PostgreSQL, the tools-image tests the image, the PITR tests
+# barman-cloud and Azurite: all first, so they run, not skip, on a fresh clone.
 # One worker per CPU (pytest-xdist). Tests keep to their own tmp_path; the two that touch the project directory
 # itself (one writes a stack file there, one copies the tree) share the xdist_group "project-dir", which loadgroup
 # runs on one worker, one after the other.
 PYTEST_WORKERS ?= auto
 
-unit: venv scan-venv policy-venv deb-shellcheck deb-promtool deb-postgres deb-strongswan barman-venv npm-azurite ## [PYTEST_WORKERS=] the unit tests (pytest, one worker per CPU)
+unit: venv scan-venv policy-venv deb-shellcheck deb-promtool deb-postgres deb-strongswan image-for-tests barman-venv npm-azurite ## [PYTEST_WORKERS=] the unit tests (pytest, one worker per CPU)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 # Schema validation, security scan, isolation proof, shellcheck and alert rules (promtool) over both sample stacks
@@ -212,7 +242,12 @@ clean: ## remove build output and caches
 # which refuses a delete, replace or empty re-creation of clinic data; only then the CLI's `pulumi up`, which previews
 # again and stops on a protected resource before its first change (pkg/backend/apply.go), unlike the Automation API's
 # `up` (`--skip-preview`). Both run with --refresh, so the gate sees the state the update acts on (REFRESH=false: none).
+# The gated preview shows every step: --show-replacement-steps (a delete-replaced is hidden without it, display.go
+# shouldShow) and --show-sames (what the refresh dropped then shows as a refresh step alone). `make up` runs
+# tools/deploy/binding.py check before `pulumi up`: the stack's version, its state and the program's inputs must be
+# those the gate recorded. The CLI is pinned: PULUMI_VERSION, the same as both workflows' `pulumi-version`.
 PULUMI ?= pulumi
+PULUMI_VERSION := 3.272.0
 REFRESH ?= true
 GATE_DIR ?= build/gate/$(STACK)
 GATE_FORMAT ?= text
@@ -229,20 +264,24 @@ diff: venv ## BASE=<git ref> [STACK= MARKDOWN=file] what a change does to the pl
 	$(PY) -m tools.deploy.diff --base $(BASE) $(if $(filter command line,$(origin STACK)),--stack $(STACK)) \
 		$(if $(MARKDOWN),--markdown $(MARKDOWN))
 
-pulumi-cli: ## fail clearly when the Pulumi CLI is missing
+pulumi-cli: venv ## fail clearly when the Pulumi CLI is missing or is not PULUMI_VERSION
 	@command -v $(PULUMI) >/dev/null 2>&1 || { echo "error: the Pulumi CLI ('$(PULUMI)') is not on PATH: install it \
 	(https://www.pulumi.com/docs/install/), log in to the state backend (README, Deploying) and run this again" >&2; \
 	exit 127; }
+	@$(PY) -m tools.deploy.binding cli --pulumi $(PULUMI) --want $(PULUMI_VERSION)
 
 # The stack's last outputs (orcaHistory, clinics) tell the gate what existed; a stack never deployed prints {}.
 gate: venv pulumi-cli ## STACK= [REFRESH= GATE_FORMAT=markdown] only the gated JSON preview (what CI posts)
-	@mkdir -p $(GATE_DIR)
+	@mkdir -p $(GATE_DIR) && rm -f $(GATE_DIR)/binding.json $(GATE_DIR)/binding.pending.json
+	$(PY) -m tools.deploy.binding record --stack $(STACK) --pulumi $(PULUMI) $(if $(TENANTS),--tenants $(TENANTS)) \
+		--out $(GATE_DIR)/binding.pending.json
 	$(PULUMI) stack output --stack $(STACK) --json > $(GATE_DIR)/outputs.json
 	@rc=0; env -u PULUMI_ENABLE_STREAMING_JSON_PREVIEW $(PULUMI) preview --stack $(STACK) --json $(REFRESH_FLAG) \
-		> $(GATE_DIR)/preview.json || rc=$$?; \
+		--show-replacement-steps --show-sames > $(GATE_DIR)/preview.json || rc=$$?; \
 	$(PY) -m tools.deploy.gate --stack $(STACK) $(if $(TENANTS),--tenants $(TENANTS)) \
 		--preview $(GATE_DIR)/preview.json --outputs $(GATE_DIR)/outputs.json --preview-exit $$rc \
 		--format $(GATE_FORMAT) --report $(GATE_DIR)/gate.txt
+	@mv $(GATE_DIR)/binding.pending.json $(GATE_DIR)/binding.json
 
 # The JSON preview carries no policy results (pkg/backend/display/json.go skips policy events): a second preview
 # shows them, and the diff, to the person who reads it.
@@ -250,6 +289,8 @@ preview: gate policy-venv ## STACK= [REFRESH=false] the gated JSON preview, then
 	$(PULUMI) preview --stack $(STACK) $(REFRESH_FLAG) --diff --policy-pack policy
 
 up: gate policy-venv ## STACK= [REFRESH=false] the gate, then the CLI's pulumi up (it previews again first)
+	$(PY) -m tools.deploy.binding check --stack $(STACK) --pulumi $(PULUMI) $(if $(TENANTS),--tenants $(TENANTS)) \
+		--binding $(GATE_DIR)/binding.json
 	$(PULUMI) up --stack $(STACK) --yes --skip-preview=false $(REFRESH_FLAG) --policy-pack policy \
 		--message "$(MESSAGE)"
 

@@ -10,6 +10,7 @@ import pulumi_random as random
 from pulumi_azure_native import authorization, network, privatedns, resources, storage
 
 from orca_platform.backup.backup_plan import container_retention
+from orca_platform.backup.tiers import COLD_CONTAINER, cold_after_days
 from orca_platform.model import settings as model
 from orca_platform.safety.prod_floors import RECORDS_RETENTION_TAG
 
@@ -142,7 +143,14 @@ class BackupStorage(pulumi.ComponentResource):
                                 base_blob=storage.ManagementPolicyBaseBlobArgs(
                                     delete=storage.DateAfterModificationArgs(
                                         days_after_modification_greater_than=days + 1
+                                    ),
+                                    # Years of monthly copies sit in cold once cool's minimum has passed
+                                    # (orca_platform/backup/tiers.py: why not archive, why immutability allows it).
+                                    tier_to_cold=storage.DateAfterModificationArgs(
+                                        days_after_modification_greater_than=cold_after_days(days)
                                     )
+                                    if container == COLD_CONTAINER and cold_after_days(days) is not None
+                                    else None,
                                 )
                             ),
                         ),

@@ -357,8 +357,8 @@ class Cluster(pulumi.ComponentResource):
             kubeconfig=kubeconfig,
             # With an unchanged identifier, DiffConfig answers an update, never a replace, whatever the kubeconfig
             # says (pulumi-kubernetes provider/pkg/provider/provider.go); only a changed value replaces. Added to a
-            # provider that had none, it is an update only if the kubeconfig is unchanged: README, "The Kubernetes
-            # provider's identity".
+            # provider that had none, it is an update only if the kubeconfig is unchanged: docs/deploying.md, "The
+            # Kubernetes provider's identity".
             cluster_identifier=args.cluster_identifier,
             # Never delete objects from state just because the API server is unreachable.
             delete_unreachable=False,

@@ -124,6 +124,8 @@ class Shaper:
             doc["retainOnDelete"] = True
         if res.ignore_changes:
             doc["ignoreChanges"] = list(res.ignore_changes)
+        if res.external:
+            doc["external"] = True
         if old:
             doc["created"], doc["modified"] = CREATED, MODIFIED
         return doc
@@ -201,12 +203,13 @@ def _program_step(
     gone: bool,
     replaces: Replacer | None,
     replaced_providers: set[str],
-) -> tuple[str, dict[str, Any] | None]:
-    """The step the engine takes for one registration of the program (None for a hidden `same`)."""
+    gated: bool = False,
+) -> tuple[str, list[dict[str, Any]]]:
+    """The steps the engine shows for one registration of the program (none for a hidden `same`)."""
     urn = new["urn"]
     if old is None or gone:
         new.pop("id", None)
-        return "create", step("create", urn, new.get("provider", ""), new=new)
+        return "create", [step("create", urn, new.get("provider", ""), new=new)]
     # ignoreChanges: the engine keeps the old values of those paths before it diffs.
     diff = {
         path: kind
@@ -221,11 +224,19 @@ def _program_step(
             replaced_providers.add(urn)
         if provider_urn in replaced_providers:
             new["provider"] = f"{provider_urn}::{UNKNOWN}"
-        return "replace", step("replace", urn, new.get("provider", ""), old, new, diff, reasons)
+        logical = step("replace", urn, new.get("provider", ""), old, new, diff, reasons)
+        if not gated:
+            return "replace", [logical]
+        # --show-replacement-steps: create-before-delete emits create-replacement then replace
+        # (step_generator.go generateSteps); the delete-replaced comes with the deletes.
+        created = step("create-replacement", urn, new.get("provider", ""), old, new, diff, reasons)
+        return "replace", [created, logical]
     if diff:
         new["id"] = old.get("id", UNKNOWN)
-        return "update", step("update", urn, new.get("provider", ""), old, new, diff)
-    return "same", None
+        return "update", [step("update", urn, new.get("provider", ""), old, new, diff)]
+    if gated:  # --show-sames
+        return "same", [step("same", urn, new.get("provider", ""), old, new)]
+    return "same", []
 
 
 def preview(
@@ -237,11 +248,17 @@ def preview(
     replaces: Replacer | None = None,
     old_edit: Callable[[dict[str, Any]], None] | None = None,
     errors: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
+    gated: bool = False,
+    pending_delete: Iterable[str] = (),
 ) -> dict[str, Any]:
     """The digest of `pulumi preview --json [--refresh]` taking the stack from `before` to `after`.
 
     `gone`: URNs deleted outside Pulumi (a refresh finds them missing). `replaces(urn, diff)`: the replaceReasons a
     provider would give. `old_edit`: changes to an old state (what an earlier version of the program left there).
+    `gated`: the Makefile's preview, with `--show-sames --show-replacement-steps` (and the program's `read` shown).
+    `pending_delete`: URNs whose state also holds a pending-delete copy (`delete: true`) left by an interrupted
+    create-before-delete replacement; the engine deletes it with a `delete-replaced` step (step_generator.go
+    GenerateDeletes: `res.Delete` -> NewDeleteReplacementStep), a non-logical step shown only with the flag.
     """
     old_s, new_s = Shaper(before), Shaper(after)
     olds = {u: old_s.state(r, old=True) for u, r in old_s.by_urn.items()}
@@ -259,18 +276,26 @@ def preview(
     counts: dict[str, int] = {"same": 1}
     gone = set(gone)
     replaced_providers: set[str] = set()
+    replaced: list[str] = []
     for urn, res in new_s.by_urn.items():
-        op, shown = _program_step(
-            res, new_s.state(res, old=False), olds.get(urn), urn in gone, replaces, replaced_providers
-        )
+        new = new_s.state(res, old=False)
+        if res.external and urn in olds and gated:
+            # A read (the program's StackReference to its own stack): a ReadStep every run, op `read`, always shown
+            # (step_generator.go GenerateReadSteps; display.go shouldShow hides only `same` and non-logical steps).
+            op, shown = "read", [step("read", urn, new.get("provider", ""), olds[urn], new)]
+        else:
+            op, shown = _program_step(res, new, olds.get(urn), urn in gone, replaces, replaced_providers, gated)
         counts[op] = counts.get(op, 0) + 1
-        if shown is not None:
-            steps.append(shown)
-    # Deletes come last, dependents before what they depend on (reverse registration order).
+        steps.extend(shown)
+        if op == "replace" and gated:
+            replaced.append(urn)
+    # Deletes come last, dependents before what they depend on (reverse registration order); what the refresh
+    # found gone is no longer in the base state (rebuildBaseState), so it has no delete step.
     for urn in reversed(list(olds)):
-        if urn not in new_s.by_urn:
+        if urn not in new_s.by_urn and not (refresh and urn in gone):
             steps.append(step("delete", urn, olds[urn].get("provider", ""), old=olds[urn]))
             counts["delete"] = counts.get("delete", 0) + 1
+    steps += _deletes_replaced(olds, replaced, set(pending_delete))
     config = dict(sorted(stack_config(STACK).items()))
     doc: dict[str, Any] = {"config": config, "steps": steps}
     diagnostics = errors(steps) if errors else []
@@ -279,6 +304,18 @@ def preview(
     doc["duration"] = 41_873_530_112
     doc["changeSummary"] = dict(sorted(counts.items()))
     return doc
+
+
+def _deletes_replaced(olds: dict[str, dict[str, Any]], replaced: list[str], pending: set[str]) -> list[dict[str, Any]]:
+    """The `delete-replaced` steps: of each replaced resource's old object, and of each pending-delete copy.
+
+    Non-logical steps: not counted in the summary (update.go: `record := step.Logical()`).
+    """
+    out = []
+    for urn in [*replaced, *sorted(pending)]:
+        old = dict(olds[urn], delete=True, id=f"{olds[urn].get('id', '')}-pending") if urn in pending else olds[urn]
+        out.append(step("delete-replaced", urn, old.get("provider", ""), old=old))
+    return out
 
 
 def protect_errors(ops: Iterable[str]) -> Callable[[list[dict[str, Any]]], list[dict[str, Any]]]:
@@ -335,6 +372,8 @@ def scenarios(tmp: Path) -> dict[str, dict[str, Any]]:
     clinic(edit, "test-aoba")["volumeSize"] = "128Gi"
     clinic(edit, "test-aoba")["size"] = "medium"
     out["routine-change"] = preview(before, run_tenants(edit, tmp), refresh=False)
+    # The same edit as the Makefile's gate previews it: --refresh --show-sames --show-replacement-steps.
+    out["routine-change-gated"] = preview(before, run_tenants(edit, tmp), refresh=True, gated=True)
 
     # test-aoba deleted from tenants.dev.yaml, not retired: every one of its resources is deleted; the preview fails
     # on the protected ones (DeleteStep.Apply returns deleteProtectedError in a preview too).
@@ -365,7 +404,29 @@ def scenarios(tmp: Path) -> dict[str, dict[str, Any]]:
     # test-sakura's claim deleted with kubectl, then `pulumi preview --refresh`: the refresh drops it from the state
     # and the program's registration becomes a create of an empty claim.
     claim = urn_of(before_small, "kubernetes:core/v1:PersistentVolumeClaim", "test-sakura-orca-state")
-    out["claim-recreated-after-refresh"] = preview(before_small, before_small, refresh=True, gone=[claim])
+    out["claim-recreated-after-refresh"] = preview(before_small, before_small, refresh=True, gone=[claim], gated=True)
+
+    # A pending-delete copy of test-sakura's protected claim (`delete: true`, left by a replacement interrupted
+    # before its delete) is deleted by the next update with `delete-replaced`, and DeleteStep.Apply checks protect
+    # only when not replacing (step.go): the preview reports no error, and without --show-replacement-steps the
+    # step is not even shown.
+    out["claim-pending-delete"] = preview(before_small, before_small, refresh=True, gated=True, pending_delete=[claim])
+
+    # test-aoba's namespace deleted with kubectl (and with it every object in it), then the clinic removed from
+    # tenants.dev.yaml: the refresh drops them from the state, the program no longer registers them, so no delete
+    # step follows: their refresh steps are all the preview shows of them.
+    edit = copy.deepcopy(base)
+    edit["clinics"] = [c for c in edit["clinics"] if c["id"] != "test-aoba"]
+    aoba = {
+        urn
+        for urn, res in Shaper(before).by_urn.items()
+        if res.is_kubernetes
+        and (res.inputs.get("metadata") or {}).get("namespace", (res.inputs.get("metadata") or {}).get("name"))
+        == "orca-test-aoba"
+    }
+    out["clinic-lost-in-refresh"] = preview(
+        before, run_tenants(edit, tmp), refresh=True, gated=True, gone=aoba, errors=protect_errors({"delete"})
+    )
 
     # test-aoba moved to Azure Disk: a new StorageClass and snapshot class, and its claim's storageClassName, which
     # Kubernetes never changes in place (pulumi-kubernetes answers update-replace for it).

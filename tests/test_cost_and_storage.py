@@ -1,7 +1,7 @@
 """Issue 14: storage options and their guards, staggered snapshot schedules, capacity for suspended clinics, maxPods
 for the density, and the all-in cost of a small clinic, against hand computations.
 
-Catalogue figures used (catalogue.yaml; '~' estimates): D8s_v5 $360, E16s_v5 $920~, OS disk $21~ a node; Files v2
+Catalogue figures used (catalogue.yaml; "~" estimates): D8s_v5 $360, E16s_v5 $920~, OS disk $22.67 a node; Files v2
 $0.125~/GiB, ZRS x1.25~, 32 GiB minimum; Files v1 $0.2/GiB, 100 GiB minimum; a load-balancing rule $7.30~; blob cool
 $0.015~/GiB x2.25~ for GZRS, 30-day minimum; a small clinic's dump 0.5 GiB and 0.25 GiB changed a day (assumed).
 """
@@ -208,21 +208,25 @@ def test_all_in_cost_of_a_small_clinic_by_hand() -> None:
     lines = {line.item.split(" (")[0]: line.monthly_usd for line in cost.lines}
     assert cost.vm_size == "Standard_D8s_v5" and cost.per_node == 24
     assert lines["compute"] == pytest.approx(360 / 24)
-    assert lines["node OS disk share"] == pytest.approx(21 / 24)
+    assert lines["node OS disk share"] == pytest.approx(22.67 / 24)  # a P10 in Japan East
     assert lines["volume"] == pytest.approx(32 * 0.125 * 1.25)
     # 28 snapshots, 4 a day: a week kept, 0.25 GiB changed a day -> 1.75 GiB at $0.2.
     assert snapshot_window_days("0 */6 * * *", 28) == 7
     assert lines["snapshots"] == pytest.approx(1.75 * 0.2)
-    # Dumps: 35 daily (each billed its 35 days) and 1,827 / 30.4 monthly kept, 0.5 GiB each, cool GZRS.
+    # Dumps: 35 daily (each billed its 35 days) and 1,827 / 30.4 monthly kept, 0.5 GiB each, GZRS: the daily ones
+    # cool, a monthly one cool for 30 days and cold ($0.0045~) for the other 1,797.
     dumps = 0.5 * (35 + 1827 / 30.4)
     assert dump_gib_months(0.5, 35, 1827, 30) == pytest.approx(dumps)
-    assert lines["dumps"] == pytest.approx(dumps * 0.015 * 2.25)
+    daily, monthly = 0.5 * 35 * 0.015, 0.5 * (30 * 0.015 + 1797 * 0.0045) / 30.4
+    assert lines["dumps"] == pytest.approx((daily + monthly) * 2.25)
+    # Managed Prometheus: 3.504 M samples of its own and 87.6 M / 24 of its node's, $0.16 per 10 M.
+    assert lines["managed Prometheus ingestion"] == pytest.approx((3.504e6 + 87.6e6 / 24) / 1e7 * 0.16)
     assert lines["load-balancing rules"] == 0  # prod's new clinics are ingress-only
     assert lines["private endpoint share"] == pytest.approx(7.30 / 25)
     total = sum(v or 0 for v in lines.values())
     assert cost.total("payg", cat) == pytest.approx(total)
-    # A 3-year commitment discounts compute only (x 0.4).
-    assert cost.total("3y", cat) == pytest.approx(total - lines["compute"] * 0.6)
+    # A 3-year savings plan discounts compute only (x 0.5).
+    assert cost.total("3y", cat) == pytest.approx(total - lines["compute"] * 0.5)
     # The same clinic with its own load balancer pays two rules, $7.30 each; with PUSH through the ingress one.
     store = strategy(NFS, "PremiumV2_ZRS", cat)
     by_mode = [clinic_cost(s, cat, "Standard_D8s_v5", 24, store, m).total("payg", cat) or 0 for m in MODES]

@@ -110,6 +110,8 @@ def test_diff_of_the_last_commit_names_exactly_the_two_clinics(two_commits: Path
     assert "UserAssignedIdentity tsubaki-jibika-backup-identity" in tsubaki
     assert "PrivateRecordSet dns-tsubaki-jibika" in tsubaki
     assert "### Clinic data deleted or replaced: none" in out
+    # The new clinic's monthly cost from the planner, beside the data-loss section (issue 28 item 2).
+    assert re.search(r"clinic tsubaki-jibika: \$\d+\.\d\d~? a month pay-as-you-go", out.split("### Cost")[1])
     markdown = (two_commits / "diff.md").read_text(encoding="utf-8")
     assert markdown.startswith("<!-- orca-platform:make-diff -->")
     assert "#### midori-kodomo (changed)" in markdown

@@ -314,7 +314,7 @@ def test_the_readme_prose_quotes_the_planner() -> None:
     prose = text[text.index("**Is a small clinic under $20 a month on the prod sample?**") :]
     new = new_clinic_cost(settings, cat)
     cell = cheapest_cell(settings, cat)
-    assert cell is not None and cell.vm_size == "Standard_E16s_v5"
+    assert cell is not None and cell.vm_size == "Standard_E16as_v5"
     for figure in (new.total("payg", cat), cell.total("payg", cat), cell.total("3y", cat)):
         assert figure is not None and f"${figure:.2f}~" in prose
     assert (new.total("payg", cat) or 0) > 20 >= (cell.total("payg", cat) or 99)

@@ -88,6 +88,10 @@ class PlatformPrices(Strict):
     dns_resolver_inbound_endpoint_monthly_usd: float | None = None
     private_dns_zone_monthly_usd: float | None = None
     vpn_gateway_monthly_usd: dict[str, float | None] = Field(default_factory=dict)
+    public_ip_monthly_usd: Estimate | None = None
+    prometheus_per_10m_samples_usd: Estimate | None = Field(default=None, alias="prometheusPer10MSamplesUsd")
+    prometheus_samples_per_node_month: Estimate | None = None
+    prometheus_samples_per_clinic_month: Estimate | None = None
 
 
 class ReferenceClinic(Strict):

@@ -175,11 +175,13 @@ def fit(
     packing: bool = True,
     resumed: bool = True,
     pins: bool = True,
+    floor: int = 0,
 ) -> NodeFit:
     """One node size with one storage option for the clinics that pin none. max_pods: the pool's (default: the
     stack's); suspended clinics take no CPU, memory, pod or disk slot, but maxCount must let them all resume.
     packing=False skips the node counts (per-node limits only); resumed=False skips the all-resumed count;
-    pins=False puts every clinic on the row's option (a comparison: what this mix would cost there)."""
+    pins=False puts every clinic on the row's option (a comparison: what this mix would cost there). floor: the
+    pool's minCount, which the autoscaler never goes below: the stack's own row counts (and bills) those nodes."""
     cap = settings.capacity
     ds = cap.daemon_set_reserve
     if max_pods is None:
@@ -226,7 +228,7 @@ def fit(
         everyone = nodes_for(demands)
     else:
         everyone = nodes_for_clinics
-    nodes = nodes_for_clinics + cap.failure_headroom_nodes
+    nodes = max(nodes_for_clinics + cap.failure_headroom_nodes, floor)
     all_strategies = strategies
     storage_usd = 0.0
     if packing:
@@ -383,7 +385,7 @@ def capacity_rows(settings: Settings, tenants: TenantsFile, catalogue: Catalogue
         for option in candidates:
             used = vm_size == pool.vm_size and option.storage_class == own_class
             if used:
-                row = fit(vm_size, node, option, clinics, settings, catalogue)
+                row = fit(vm_size, node, option, clinics, settings, catalogue, floor=pool.min_count)
             else:
                 pods = density_max_pods(vm_size, node, option, clinics, settings, catalogue)
                 row = fit(vm_size, node, option, clinics, settings, catalogue, pods, resumed=False, pins=False)

@@ -9,8 +9,10 @@ alone. Every figure marked estimated comes from a catalogue entry marked unconfi
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+from orca_platform.backup.tiers import cold_after_days
 from orca_platform.model.catalogue import Catalogue
 from orca_platform.model.settings import Settings
 
@@ -21,6 +23,11 @@ from .storage import StorageStrategy, options, strategy, usable
 
 # Average days in a month, for lifetimes given in days.
 DAYS_PER_MONTH = 30.4
+# The VPN gateway's public IP (components/network.py, pip-vpn) and the one managed outbound IP of AKS's
+# loadBalancer outbound type (AKS docs "Use a public standard load balancer": managedOutboundIPs count defaults to 1).
+PUBLIC_IPS = 2
+# The stack's own ORCA nodes in stack_cost: the configurations below count them per configuration instead.
+SPARE_LINE = "spare ORCA node(s)"
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,37 @@ def dump_gib_months(dump_gib: float, daily_days: int, monthly_days: int, minimum
     return daily + monthly
 
 
+def dumps_monthly_usd(dump_gib: float, daily_days: int, monthly_days: int, sku: str, catalogue: Catalogue) -> float:
+    """The dumps' bill in a steady month: daily copies in cool; a monthly copy in cool until cold_after_days, then
+    in cold for the rest of its life (both at least their tier's minimum), or in cool throughout when it is too
+    short-lived for cold."""
+    prices = catalogue.storage_prices
+    factor = prices.blob_sku_factor.get(sku, 1.0)
+    cool = prices.estimate("blobCoolPerGiB").value * factor
+    cool_min = int(prices.estimate("blobCoolMinimumDays").value)
+    daily = dump_gib * max(daily_days, cool_min) * cool
+    cold_at = cold_after_days(monthly_days) if "blobColdPerGiB" in prices.estimates else None
+    if cold_at is None:
+        monthly = dump_gib * max(monthly_days, cool_min) / DAYS_PER_MONTH * cool
+    else:
+        cold = prices.estimate("blobColdPerGiB").value * factor
+        monthly = dump_gib * (cold_at * cool + (monthly_days - cold_at) * cold) / DAYS_PER_MONTH
+    return daily + monthly
+
+
+def metrics_monthly_usd(catalogue: Catalogue, per_node: int) -> float | None:
+    """A clinic's managed-Prometheus ingestion: its own series and its share of its node's."""
+    plat = catalogue.platform_prices
+    price, node, own = (
+        plat.prometheus_per_10m_samples_usd,
+        plat.prometheus_samples_per_node_month,
+        plat.prometheus_samples_per_clinic_month,
+    )
+    if price is None or node is None or own is None:
+        return None
+    return (own.value + node.value / max(per_node, 1)) / 1e7 * price.value
+
+
 def clinic_cost(
     settings: Settings,
     catalogue: Catalogue,
@@ -107,14 +145,19 @@ def clinic_cost(
     )
     minimum = int(prices.estimate("blobCoolMinimumDays").value)
     gib_months = dump_gib_months(size.dump_gib, backup.daily_retention_days, backup.monthly_retention_days, minimum)
-    per_gib = prices.estimate("blobCoolPerGiB").value * prices.blob_sku_factor.get(backup.storage_sku, 1.0)
+    tiers = "cool, monthly ones cold" if cold_after_days(backup.monthly_retention_days) is not None else "cool"
     lines.append(
         Line(
-            f"dumps ({size.dump_gib} GiB each, assumed; {gib_months:.0f} GiB kept, cool {backup.storage_sku})",
-            gib_months * per_gib,
+            f"dumps ({size.dump_gib} GiB each, assumed; {gib_months:.0f} GiB kept, {tiers} {backup.storage_sku})",
+            dumps_monthly_usd(
+                size.dump_gib, backup.daily_retention_days, backup.monthly_retention_days, backup.storage_sku, cat
+            ),
             True,
         )
     )
+    metrics = metrics_monthly_usd(cat, per_node)
+    if metrics is not None:
+        lines.append(Line("managed Prometheus ingestion (its series, its node's share)", metrics, True))
     rules = len(front_door.lb_rule_ports)
     lines.append(
         Line(f"load-balancing rules ({rules}, {front_door.label})", rules * net.lb_rule_monthly_usd.value, rules > 0)
@@ -162,7 +205,7 @@ def stack_cost(settings: Settings, catalogue: Catalogue) -> StackCost:
             price(c.system_pool.vm_size, c.system_pool.min_count),
             True,
         ),
-        Line(f"spare ORCA node(s) ({spare} x {c.orca_pool.vm_size})", price(c.orca_pool.vm_size, spare), True),
+        Line(f"{SPARE_LINE} ({spare} x {c.orca_pool.vm_size})", price(c.orca_pool.vm_size, spare), True),
         Line(f"AKS {c.sku_tier} tier", plat.aks_tier_monthly_usd.get(c.sku_tier), True),
         Line(
             f"VPN gateway {settings.network.vpn.sku}",
@@ -171,6 +214,11 @@ def stack_cost(settings: Settings, catalogue: Catalogue) -> StackCost:
         ),
         Line("DNS Private Resolver inbound endpoint", plat.dns_resolver_inbound_endpoint_monthly_usd, True),
         Line("private DNS zone", plat.private_dns_zone_monthly_usd, True),
+        Line(
+            f"public IPs ({PUBLIC_IPS}: VPN gateway, AKS outbound)",
+            None if plat.public_ip_monthly_usd is None else PUBLIC_IPS * plat.public_ip_monthly_usd.value,
+            True,
+        ),
         # The internal one (ingress and clinic load balancers) and AKS's outbound one: each bills its first rules.
         Line("load balancers' base (2 x first five rules)", 2 * net.lb_first_five_rules_monthly_usd.value, True),
     ]
@@ -212,3 +260,81 @@ def cheapest_cell(settings: Settings, catalogue: Catalogue) -> ClinicCost | None
                 if total is not None and (best is None or total < best[0] - 1e-9):
                     best = (total, cost)
     return best[1] if best else None
+
+
+# The clinic counts `make plan` prices the cheapest configuration at, beside the stack's own.
+COMPARED_CLINICS = (100, 300, 1000)
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """A whole cell for `clinics` small clinics on one node size, storage option and front door: whole nodes
+    (the clinics' plus the spare ones, at least one a zone), every clinic's own costs and the fixed costs."""
+
+    clinics: int
+    clinic: ClinicCost  # one clinic's lines; its compute and OS-disk lines are replaced by whole nodes here
+    nodes: int
+    node_monthly_usd: float  # VM list price
+    os_disk_monthly_usd: float
+    fixed_monthly_usd: float  # the stack's fixed costs but its spare ORCA nodes (counted in `nodes`)
+    estimated: bool
+
+    def per_clinic_usd(self, catalogue: Catalogue) -> float:
+        """What every clinic's own resources cost, without compute and node disks (counted per node)."""
+        skip = ("compute", "node OS disk")
+        return sum(line.monthly_usd or 0.0 for line in self.clinic.lines if not line.item.startswith(skip))
+
+    def total(self, commitment: str, catalogue: Catalogue) -> float:
+        factor = catalogue.node_sizes.commitments[commitment]
+        nodes = self.nodes * (self.node_monthly_usd * factor + self.os_disk_monthly_usd)
+        return nodes + self.clinics * self.per_clinic_usd(catalogue) + self.fixed_monthly_usd
+
+    def per_clinic(self, commitment: str, catalogue: Catalogue) -> float:
+        return self.total(commitment, catalogue) / max(self.clinics, 1)
+
+
+def configurations(settings: Settings, catalogue: Catalogue, clinics: int) -> list[Configuration]:
+    """Every catalogued node size, usable storage option and front door that holds `clinics` small clinics at the
+    stack's density target without crossing the per-node load-balancing wall, priced whole."""
+    cat = catalogue.with_overrides(settings.capacity.node_prices, settings.capacity.files_premium_per_gib)
+    zonal = bool(settings.cluster.zones)
+    reference = [reference_clinic(cat)]
+    fixed = stack_cost(settings, cat)
+    fixed_usd = sum(line.monthly_usd or 0.0 for line in fixed.lines if not line.item.startswith(SPARE_LINE))
+    rules_left = cat.limit("lbRulesPerIpConfiguration") - cat.limit("ingressControllerLbRules")
+    floor = max(len(settings.cluster.zones or []), 1)
+    found: list[Configuration] = []
+    for vm, node in cat.node_sizes.sizes.items():
+        if node.monthly_usd is None:
+            continue
+        for option in options(cat):
+            if usable(option, zonal) is not None:
+                continue
+            pods = density_max_pods(vm, node, option, reference, settings, cat)
+            per_node = reference_per_node(settings, cat, vm, option, pods)
+            if per_node < settings.capacity.density_target:
+                continue
+            nodes = max(math.ceil(clinics / per_node) + settings.capacity.failure_headroom_nodes, floor)
+            for door in MODES:
+                if clinics * len(door.lb_rule_ports) > rules_left:
+                    continue  # the 300 rules on every node's IP configuration (walls.py)
+                cost = clinic_cost(settings, cat, vm, per_node, option, door)
+                estimated = cost.estimated or not fixed.complete
+                found.append(
+                    Configuration(
+                        clinics,
+                        cost,
+                        nodes,
+                        node.monthly_usd,
+                        cat.node_sizes.os_disk_monthly_usd,
+                        fixed_usd,
+                        estimated,
+                    )
+                )
+    return found
+
+
+def cheapest_configuration(settings: Settings, catalogue: Catalogue, clinics: int) -> Configuration | None:
+    """The configuration whose whole monthly bill at `clinics` clinics is lowest, pay-as-you-go."""
+    found = configurations(settings, catalogue, clinics)
+    return min(found, key=lambda c: c.total("payg", catalogue), default=None)

@@ -48,6 +48,8 @@ class Placement:
     pods: int
     disks: int | None  # None when the storage strategy attaches no disk per clinic
     spare_nodes: int
+    # No pod, so nothing reserved on any node (README, "Density and cost"); a resume finds room or a new node.
+    suspended: tuple[Clinic, ...] = ()
 
     @property
     def headroom_clinics(self) -> int:
@@ -64,6 +66,8 @@ def place(settings: Settings, tenants: TenantsFile, catalogue: Catalogue, row: N
     pods = max(row.max_pods - ds.pods, 0)
     demands = []
     for c in tenants.clinics:
+        if not c.active:
+            continue
         size = catalogue.clinic_sizes[c.size]
         store = clinic_strategy(c, settings)
         demands.append(Placed(c, size.cpu_request_m, size.memory_request_bytes / MIB, store.attaches_per_volume))
@@ -89,4 +93,5 @@ def place(settings: Settings, tenants: TenantsFile, catalogue: Catalogue, row: N
         pods=pods,
         disks=disks,
         spare_nodes=settings.capacity.failure_headroom_nodes,
+        suspended=tuple(c for c in tenants.clinics if not c.active),
     )

@@ -45,7 +45,7 @@ from tools.offline.synth import integral, write
 
 RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 VARIANTS = Path(__file__).resolve().parent / "check_variants"
-INGRESS_ROLE = (naming.ROLE_LABEL, "ingress")  # what the controller's pods carry (README, "Isolation")
+INGRESS_ROLE = (naming.ROLE_LABEL, "ingress")  # what the controller's pods carry (docs/checks.md, "Tenant isolation")
 URN_HEADER = "# pulumi urn: "
 RULE_GROUP_TYPE = "azure-native:alertsmanagement:PrometheusRuleGroup"
 # Azure Monitor service limits, Prometheus metrics: at most 20 rules per rule group.

@@ -16,7 +16,7 @@ PROVIDER = (
     "do not deploy this. The provider's state has no clusterIdentifier, or a different one, and its kubeconfig\n"
     "changed (rotated credentials or CA, another cluster block). Deploy the program's stable identifier first in an\n"
     "update whose kubeconfig is unchanged; if the kubeconfig has already changed, put the identifier into the\n"
-    "provider's state by hand (README, 'The Kubernetes provider's identity'), then preview again."
+    "provider's state by hand (docs/deploying.md, \"The Kubernetes provider's identity\"), then preview again."
 )
 NEW_CLUSTER = (
     "the provider's clusterIdentifier changed: the program now names another cluster (the AKS cluster's name or\n"
@@ -26,7 +26,7 @@ NEW_CLUSTER = (
 CLAIM_REPLACE = (
     "revert the change to the claim (its storage class, the clinic's `storage`, the stack's storage strategy or\n"
     "access mode): a volume's class is fixed for its life. To move a clinic to other storage, append a restore from a\n"
-    "dump or snapshot onto a new volume (README, 'Restore runbook'); the old volume stays."
+    "dump or snapshot onto a new volume (docs/runbooks.md, 'Restore from a dump'); the old volume stays."
 )
 NAMESPACE_REPLACE = (
     "revert the change: the namespace is named by the clinic id, and an id rename is a removal plus a new clinic.\n"
@@ -134,3 +134,15 @@ def recreated(step: Mapping[str, Any], g: Guarded, ctx: Context) -> str:
         "4. put it back in the stack:\n"
         f"  {importing.format(id=f'{ns}/{claim}')}"
     )
+
+
+REFRESH_ONLY = (
+    "do not deploy: find out who deleted it (kubectl get events, the activity log). For a claim, its volume is\n"
+    "Released and kept (reclaimPolicy Retain): put the clinic back in the tenants file, re-attach the volume as the\n"
+    "gate's 'recreated' advice says, then preview again; to retire the clinic: make decommission CLINIC=<id>"
+)
+PENDING_DELETE = (
+    "do not deploy: the copy may be the volume that still holds the clinic's data. `pulumi stack export`, find this\n"
+    'URN\'s entry with "delete": true and check which object holds the data; keep that one (re-attach it as the\n'
+    "live claim if it is the copy), then drop the copy's entry from the export and `pulumi stack import` it"
+)

@@ -17,6 +17,7 @@ not a gate: `pulumi preview --policy-pack policy` is the gate), 2 when a revisio
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tarfile
@@ -28,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from tools.cli import run
+from tools.deploy.costs import cost_flags
+from tools.deploy.effects import Effects, exposure_of, is_pre_upgrade_backup, server_change
 from tools.offline.engine import PROJECT_DIR
 from tools.offline.rendered import RenderedStack, Resource, load
 
@@ -37,6 +40,25 @@ PASSWORD_TYPE = "random:index/randomPassword:RandomPassword"  # noqa: S105 - a t
 # The only PVC fields Kubernetes lets an existing claim change (the API rejects the rest: Pulumi replaces).
 PVC_MUTABLE = ("spec.resources.requests", "spec.volumeAttributesClassName")
 MISSING = object()
+# Lists whose order carries no meaning (ranges, prefixes, access modes, capabilities, zones): compared as sets.
+SET_FIELDS = frozenset(
+    {
+        "authorizedIPRanges",
+        "addressPrefixes",
+        "sourceAddressPrefixes",
+        "destinationAddressPrefixes",
+        "destinationPortRanges",
+        "accessModes",
+        "drop",
+        "add",
+        "ipRules",
+        "virtualNetworkRules",
+        "adminGroupObjectIDs",
+        "availabilityZones",
+        "zones",
+        "loadBalancerSourceRanges",
+    }
+)
 
 
 class RenderFailedError(Exception):
@@ -65,6 +87,26 @@ class StackDiff:
     clinics: dict[str, list[ResourceDiff]] = field(default_factory=dict)
     clinic_status: dict[str, str] = field(default_factory=dict)  # added | removed | changed
     absent: str = ""  # "base" or "head" when the stack exists in one revision only
+    costs: list[str] = field(default_factory=list)  # the new clinics' monthly costs and pins (the working tree's)
+
+    @property
+    def effects(self) -> Effects:
+        """The servers that stop or restart, the pre-upgrade backups that run, the exposure that changes."""
+        found = Effects()
+        owned = [("", d) for d in self.platform] + [(c, d) for c, ds in sorted(self.clinics.items()) for d in ds]
+        for clinic, d in owned:
+            if d.status == "added" and clinic and is_pre_upgrade_backup(d.res.kind, d.res.name):
+                found.backups.setdefault(clinic, []).append(d.res.name)
+            if d.status != "changed":
+                continue
+            if d.res.kind == "Deployment" and clinic:
+                replicas = next(((c.before, c.after) for c in d.changes if c.path == "spec.replicas"), (None, None))
+                why = server_change([c.path for c in d.changes], replicas)
+                if why:
+                    found.restarts.setdefault(clinic, []).extend(why)
+            where = clinic or ("backup store" if "BackupStorage" in d.res.urn else d.res.name)
+            found.exposure += [line for c in d.changes if (line := exposure_of(d.res.kind, where, c.path))]
+        return found
 
     @property
     def dangers(self) -> list[tuple[str, ResourceDiff, str]]:
@@ -87,6 +129,8 @@ def flatten(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
         for k in sorted(value):
             yield from flatten(value[k], f"{path}.{k}" if path else str(k))
     elif isinstance(value, list) and value:
+        if path.rsplit(".", 1)[-1] in SET_FIELDS:
+            value = sorted(value, key=lambda v: json.dumps(v, sort_keys=True, default=str))
         keys = [_key(v) for v in value]
         named = all(keys) and len(set(keys)) == len(keys)
         for i, v in enumerate(value):
@@ -98,11 +142,14 @@ def flatten(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
 def field_changes(before: Resource, after: Resource) -> list[Change]:
     old = dict(flatten({"inputs": before.inputs, "options": before.options}))
     new = dict(flatten({"inputs": after.inputs, "options": after.options}))
+    # What Pulumi will not change: ignoreChanges keeps the old value of those input paths before it diffs.
+    ignored = [str(i) for i in after.options.get("ignoreChanges") or []]
     changes = []
     for path in sorted(old.keys() | new.keys()):
         a, b = old.get(path, MISSING), new.get(path, MISSING)
-        if a != b:
-            shown = path.removeprefix("inputs.")
+        shown = path.removeprefix("inputs.")
+        hidden = path.startswith("inputs.") and any(shown == i or shown.startswith((f"{i}.", f"{i}[")) for i in ignored)
+        if a != b and not hidden:
             changes.append(Change(shown, a, b))
     return changes
 
@@ -244,6 +291,13 @@ def render(diffs: list[StackDiff], base_label: str, head_label: str) -> str:
         for owner, d, why in dangers:
             out.append(f"    !! {owner}: {d.res.display}: {why}")
         out.append("")
+        side = sd.effects.lines()
+        out.append(f"### Servers, backups and exposure{'' if side else ': none'}")
+        out += [f"    {line}" for line in side]
+        out.append("")
+        out.append(f"### Cost of new clinics{'' if sd.costs else ': none'}")
+        out += [f"    {line}" for line in sd.costs]
+        out.append("")
         out.append(f"### Platform: {len(sd.platform) or 'no'} change(s)")
         for d in sd.platform:
             out += _resource_lines(d, "    ")
@@ -298,6 +352,8 @@ def diff_stacks(base: str, stacks: list[str], repo: Path, work: Path) -> tuple[l
         empty = RenderedStack(work)
         sd = compare(before or empty, after or empty, stack)
         sd.absent = "base" if before is None else "head" if after is None else ""
+        if after is not None and repo == PROJECT_DIR:  # the planner reads the working tree's inputs
+            sd.costs = cost_flags(stack, [c for c, status in sd.clinic_status.items() if status == "added"])
         results.append(sd)
     return results, commit
 

@@ -1,7 +1,7 @@
 """`make preview` / `make up`: refuse a preview that would lose, hide or roll back a clinic's data.
 
     python -m tools.deploy.gate --preview FILE|- [--outputs FILE] [--stack S | --tenants FILE]
-                                 [--preview-exit N] [--format text|markdown] [--report FILE]
+                                 --preview-exit N [--format text|markdown] [--report FILE]
 
 Reads what `pulumi preview --json` prints (the preview digest: pulumi/pulumi pkg/display/json.go `PreviewDigest`,
 filled by pkg/backend/display/json.go `ShowPreviewDigest`) and, optionally, `pulumi stack output --json` of the
@@ -14,7 +14,14 @@ stack before the change (`orcaHistory` and `clinics`). Refuses, naming each URN,
 - the creation of a claim or namespace of a clinic that already had one (an empty volume where data was: the claim
   was deleted outside Pulumi and a refresh dropped it from the state), or of new passwords for such a clinic;
 - a shortened immutability period, `protect` removed from a data resource, and (with `orcaHistory`) the live volume
-  of a clinic moved back to an older generation.
+  of a clinic moved back to an older generation;
+- a guarded resource seen only by the refresh (with `--show-sames`, what the refresh dropped and the program no
+  longer registers), and a `delete-replaced` of a pending-delete copy (the engine checks no `protect` on it).
+
+It judges only a whole digest of this project's `--stack` (tools/deploy/digest.py): `{}`, a digest without its root
+Stack step or `changeSummary`, or one of another stack or project is unreadable input. A failed preview (its exit
+status, an error diagnostic or `maybeCorrupt`) fails whatever else it holds. The report also lists the servers that
+stop or restart, their pre-upgrade backups and the exposure changes (tools/deploy/effects.py).
 
 A retired clinic (listed in `retiredClinicIds` of the stack's tenants file) may leave the stack, but only once each
 of its data resources was unprotected on purpose (`make decommission`) and the Kubernetes ones keep their objects
@@ -37,6 +44,8 @@ import yaml
 
 from orca_platform.plan import naming
 from tools.deploy import advice
+from tools.deploy.digest import check_whole, load_preview
+from tools.deploy.effects import Effects, exposure_of, is_pre_upgrade_backup, server_change
 from tools.deploy.gate_model import (
     BACKUP,
     BACKUP_TYPES,
@@ -62,46 +71,6 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 EXIT_OK, EXIT_REFUSED, EXIT_INPUT = 0, 1, 2
 
 # --- reading ---------------------------------------------------------------------------------------------------------
-
-
-DIGEST_KEYS = frozenset({"config", "steps", "diagnostics", "duration", "changeSummary", "maybeCorrupt"})
-
-
-def _event_line(line: str) -> bool:
-    """A line of the engine's event stream (`apitype.EngineEvent`: sequence, timestamp and one payload)."""
-    try:
-        event = json.loads(line)
-    except json.JSONDecodeError:
-        return False
-    return isinstance(event, dict) and bool({"sequence", "timestamp", "type"} & set(event))
-
-
-def load_preview(text: str, source: str) -> dict[str, Any]:
-    """The preview digest; CLI output that leaked onto stdout before it (dependency installs) is skipped."""
-    if not text.strip():
-        raise GateInputError(f"{source} is empty: the preview stopped before it printed its JSON (see its messages)")
-    lines = [line for line in text.splitlines() if line.strip()]
-    if len(lines) > 1 and _event_line(lines[0]):
-        raise GateInputError(
-            f"{source} is a stream of engine events, one per line (PULUMI_ENABLE_STREAMING_JSON_PREVIEW is set): "
-            "unset it; the gate reads the single document `pulumi preview --json` prints"
-        )
-    # The digest is printed indented (json.MarshalIndent): it starts with a line holding only "{".
-    starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n" and text[i + 1 : i + 2] == "{"]
-    doc: Any = None
-    for start in starts:
-        try:
-            candidate = json.loads(text[start:])
-        except json.JSONDecodeError:
-            continue
-        if isinstance(candidate, dict) and (start == 0 or DIGEST_KEYS & set(candidate)):
-            doc = candidate
-            break
-    if doc is None:
-        raise GateInputError(f"{source} is not the JSON of `pulumi preview --json`")
-    if not isinstance(doc.get("steps", []), list) or not (DIGEST_KEYS & set(doc) or not doc):
-        raise GateInputError(f"{source}: no `steps` list: not the output of `pulumi preview --json`")
-    return dict(doc)
 
 
 def load_outputs(text: str, source: str, ctx: Context) -> None:
@@ -358,6 +327,43 @@ def _judge_update(step: Mapping[str, Any], g: Guarded | None, ctx: Context) -> t
     return None
 
 
+REFRESH_ONLY = (
+    "seen only by the refresh: it is gone from the cloud and the program no longer registers it, so the update would "
+    "drop it from the state without a word (or the preview ran without --show-sames)"
+)
+PENDING_DELETE = (
+    "a pending-delete copy (`delete: true`, left by an interrupted replacement) would be deleted; the engine checks "
+    "no `protect` on it (step.go DeleteStep.Apply: only when not replacing), so the update would not stop"
+)
+
+
+def _judge_guarded(
+    step: Mapping[str, Any], g: Guarded, ctx: Context, ops: set[str], replaced_provider: bool
+) -> tuple[Guarded, str, str] | None:
+    """The verdict on one step of a guarded resource (`ops`: every op the digest shows for its URN)."""
+    op = str(step.get("op"))
+    verdict: tuple[Guarded, str, str] | None = None
+    if op == "refresh" and ops == {"refresh"}:
+        # With --show-sames every registration shows a step, and what the refresh found but the program dropped
+        # shows a delete: a URN seen only by its refresh left the state in the refresh itself (RefreshStep
+        # deletes it, rebuildBaseState drops it, deployment_executor.go) and the program no longer registers it.
+        verdict = g, REFRESH_ONLY, advice.REFRESH_ONLY
+    elif op == "delete-replaced" and (step.get("oldState") or {}).get("delete"):
+        verdict = g, PENDING_DELETE, advice.PENDING_DELETE
+    elif op in REMOVALS:
+        judged = _judge_removal(step, g, ctx)
+        verdict = (g, *judged) if judged else None
+    elif op in DESTRUCTIVE:
+        verdict = (g, *_judge_replacement(step, g, replaced_provider))
+    elif op == "create" and g.category in ("namespace", "claim", "password"):
+        evidence = _existed(step, g, ctx)
+        if evidence:
+            verdict = g, f"would be created empty, but {evidence}", advice.recreated(step, g, ctx)
+    elif op in ("update", "same"):  # a `same` step is shown when only `protect` changed (display.go shouldShow)
+        verdict = _judge_update(step, g, ctx)
+    return verdict
+
+
 def evaluate(doc: Mapping[str, Any], ctx: Context) -> list[Finding]:
     steps = [s for s in doc.get("steps") or [] if isinstance(s, Mapping) and s.get("urn")]
     ctx.refreshed |= {str(s["urn"]) for s in steps if s.get("op") == "refresh"}
@@ -374,24 +380,23 @@ def evaluate(doc: Mapping[str, Any], ctx: Context) -> list[Finding]:
             owners = sorted((c for c in ctx.removed if urn_.name.startswith(f"{c}-")), key=len)
             if owners:
                 ctx.collateral[owners[-1]] = ctx.collateral.get(owners[-1], 0) + 1
+    seen: dict[str, set[str]] = {}
+    for s in steps:
+        seen.setdefault(str(s["urn"]), set()).add(str(s.get("op")))
     findings: dict[str, Finding] = {}
     for step in steps:
         op, urn = str(step.get("op")), str(step["urn"])
         g = classify(step)
-        verdict: tuple[Guarded, str, str] | None = None
         if g is not None and op not in KNOWN:
-            verdict = g, f"unknown operation {op!r}", "update tools/deploy/gate.py for this CLI before deploying"
-        elif g is not None and op in REMOVALS:
-            judged = _judge_removal(step, g, ctx)
-            verdict = (g, *judged) if judged else None
-        elif g is not None and op in DESTRUCTIVE:
-            verdict = (g, *_judge_replacement(step, g, replaced_provider))
-        elif g is not None and op == "create" and g.category in ("namespace", "claim", "password"):
-            evidence = _existed(step, g, ctx)
-            if evidence:
-                verdict = g, f"would be created empty, but {evidence}", advice.recreated(step, g, ctx)
-        elif op in ("update", "same"):  # a `same` step is shown when only `protect` changed (display.go shouldShow)
-            verdict = _judge_update(step, g, ctx)
+            verdict: tuple[Guarded, str, str] | None = (
+                g,
+                f"unknown operation {op!r}",
+                "update tools/deploy/gate.py for this CLI before deploying",
+            )
+        elif g is not None:
+            verdict = _judge_guarded(step, g, ctx, seen[urn], replaced_provider)
+        else:
+            verdict = _judge_update(step, g, ctx) if op in ("update", "same") else None
         if verdict is not None and urn not in findings:
             findings[urn] = Finding(urn, op, *verdict)
     return list(findings.values())
@@ -408,6 +413,11 @@ def _errors(doc: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _failed(doc: Mapping[str, Any], preview_exit: int) -> bool:
+    """A failed preview: its exit status, an error in its diagnostics, or a summary the engine marked maybeCorrupt."""
+    return preview_exit != 0 or bool(_errors(doc)) or bool(doc.get("maybeCorrupt"))
+
+
 def changes(doc: Mapping[str, Any]) -> Counter[str]:
     return Counter(
         str(s.get("op"))
@@ -416,11 +426,35 @@ def changes(doc: Mapping[str, Any]) -> Counter[str]:
     )
 
 
+def effects(doc: Mapping[str, Any]) -> Effects:
+    """The servers this update stops or restarts, the pre-upgrade backups it runs, the exposure it changes."""
+    found = Effects()
+    for step in doc.get("steps") or []:
+        op, urn = str(step.get("op")), parse(str(step["urn"]))
+        if op not in ("create", "update", "replace"):
+            continue
+        old, new = step.get("oldState") or {}, step.get("newState") or {}
+        kind = urn.type.rsplit(":", 1)[-1]
+        clinic = _clinic(step, "-orca", "-backup", "-netpol") if TENANT in urn.parent_types else None
+        paths = list((step.get("detailedDiff") or {}).keys())
+        if kind == "Deployment" and clinic and op != "create":
+            replicas = tuple(((s.get("inputs") or {}).get("spec") or {}).get("replicas") for s in (old, new))
+            why = server_change(paths, (replicas[0], replicas[1]))
+            if why:
+                found.restarts.setdefault(clinic, []).extend(why)
+        name = str(_meta(new).get("name") or urn.name)
+        if op == "create" and clinic and is_pre_upgrade_backup(kind, urn.name):
+            found.backups.setdefault(clinic, []).append(name)
+        where = clinic or ("backup store" if BACKUP in urn.parent_types else urn.name)
+        found.exposure += [line for p in paths if (line := exposure_of(kind, where, p))]
+    return found
+
+
 def render(doc: Mapping[str, Any], findings: list[Finding], ctx: Context, preview_exit: int, markdown: bool) -> str:
     counts = changes(doc)
     summary = ", ".join(f"{n} {op}" for op, n in sorted(counts.items())) or "no changes"
     errors = _errors(doc)
-    failed = preview_exit != 0 or bool(errors)
+    failed = _failed(doc, preview_exit)
     verdict = "REFUSED" if findings else ("PREVIEW FAILED" if failed else "PASSED")
     lines = [f"{'## ' if markdown else ''}preview gate ({ctx.stack}): {verdict}", "", f"planned: {summary}"]
     if markdown:
@@ -443,11 +477,16 @@ def render(doc: Mapping[str, Any], findings: list[Finding], ctx: Context, previe
             lines += [f"    - {f.op} {f.urn}  [{f.guarded.kind}]" for f in items]
             steps_ = todo.splitlines()
             lines += [f"    what to do: {steps_[0]}", *(f"      {line}" for line in steps_[1:])]
+    side = effects(doc).lines()
+    if side:
+        lines += ["", *side]
     if failed:
         lines += [
             "",
             f"the preview itself failed (exit {preview_exit}):" if preview_exit else "the preview reported errors:",
         ]
+        if doc.get("maybeCorrupt"):
+            lines.append("  - the engine marked the summary maybeCorrupt: the state may not match what was previewed")
         lines += [f"  - {e.splitlines()[0]}" for e in errors] or [
             "  - no error in its JSON: see its messages above (policy violations are not part of `--json` output)"
         ]
@@ -466,7 +505,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--outputs", default="", help="output of `pulumi stack output --json` before the change")
     ap.add_argument("--stack", default="", help="stack name: reads its tenants file for retiredClinicIds")
     ap.add_argument("--tenants", default="", help="tenants file (default: the stack's orca-platform:tenantsFile)")
-    ap.add_argument("--preview-exit", type=int, default=0, help="exit status of the preview command")
+    ap.add_argument(
+        "--preview-exit", type=int, required=True, help="exit status of the preview command (the Makefile passes it)"
+    )
     ap.add_argument("--format", choices=("text", "markdown"), default="text")
     ap.add_argument("--report", default="", help="also write the report to this file")
     args = ap.parse_args(argv)
@@ -476,6 +517,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         text = sys.stdin.read() if args.preview == "-" else Path(args.preview).read_text(encoding="utf-8")
         doc = load_preview(text, source)
+        found_stack = check_whole(doc, args.stack, source)
         if args.outputs:
             load_outputs(Path(args.outputs).read_text(encoding="utf-8"), args.outputs, ctx)
         else:
@@ -486,16 +528,14 @@ def main(argv: list[str] | None = None) -> int:
     tenants = Path(args.tenants) if args.tenants else (stack_tenants_file(args.stack) if args.stack else None)
     if tenants is not None:
         load_tenants(tenants, ctx)
-    if not args.stack:
-        urns = [str(s.get("urn")) for s in doc.get("steps") or [] if isinstance(s, Mapping) and s.get("urn")]
-        ctx.stack = parse(urns[0]).stack if urns else ctx.stack
+    ctx.stack = found_stack
     findings = evaluate(doc, ctx)
     report = render(doc, findings, ctx, args.preview_exit, args.format == "markdown")
     sys.stdout.write(report)
     if args.report:
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)
         Path(args.report).write_text(report, encoding="utf-8")
-    if findings or args.preview_exit != 0 or _errors(doc):
+    if findings or _failed(doc, args.preview_exit):
         return EXIT_REFUSED
     return EXIT_OK
 

@@ -9,8 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-# Step operations (pulumi/pulumi sdk/go/common/apitype/history.go `OpType`, pkg/resource/deploy/step.go `StepOp`).
-# Every replacement step (deploy.IsReplacementStep) and every removal loses the old object.
+# Step operations (pulumi/pulumi sdk/go/common/apitype/history.go `OpType`, pkg/resource/deploy/step.go `StepOp`,
+# read at 3.260.0). Every replacement step (deploy.IsReplacementStep) and every removal loses the old object. The
+# non-logical ones reach a JSON preview only with --show-replacement-steps (display.go shouldShow): create-replacement
+# and delete-replaced around a logical replace (step_generator.go generateSteps), delete-replaced alone for a
+# pending-delete copy (GenerateDeletes: `res.Delete`), remove-pending-replace for a resource left pending replacement
+# that the program no longer registers, discard-replaced / read-replacement for a read (external) resource,
+# import-replacement for an import over an existing one.
 DESTRUCTIVE = frozenset(
     {
         "delete",

@@ -9,7 +9,7 @@ fails, and GitHub's rate limit fails the others now and then. pulumi-kubernetes 
     venv/bin/python -m tools.reports.chart_mirror nginx-ingress          # copies the referenced definitions in
     helm package nginx-ingress && helm push nginx-ingress-2.6.3.tgz oci://<registry>.azurecr.io/helm
 
-and point `orca-platform:ingress.chart` at oci://<registry>.azurecr.io/helm/nginx-ingress (README, "What a
+and point `orca-platform:ingress.chart` at oci://<registry>.azurecr.io/helm/nginx-ingress (docs/deploying.md, "What a
 deployment reaches"). The schema keeps every check; only where the definitions come from changes.
 """
 

@@ -172,13 +172,14 @@ def chart(settings: Settings, p: Placement, stack: str, clinics: int, pool_nodes
         )
         y += 52
     lx = 20.0
-    for label, colour in [
-        *((f"{k} clinic", v) for k, v in SIZE_COLOURS.items()),
-        ("suspended (still reserved)", SUSPENDED),
-    ]:
+    for label, colour in [(f"{k} clinic", v) for k, v in SIZE_COLOURS.items()]:
         svg.rect(lx, y + 6, 14, 14, fill=colour)
         svg.text(lx + 20, y + 17, label, size=11)
         lx += 30 + text_width(label, 11)
+    if p.suspended:
+        names = ", ".join(c.id for c in p.suspended)
+        svg.rect(lx, y + 6, 14, 14, fill=SUSPENDED)
+        svg.text(lx + 20, y + 17, f"suspended, no pod, nothing reserved: {names}", size=11)
     surge = settings.capacity.surge_nodes
     svg.text(
         20,

@@ -8,7 +8,14 @@ from collections.abc import Sequence
 
 from orca_platform.model.catalogue import Catalogue
 from orca_platform.plan.capacity import reference_per_node
-from orca_platform.plan.cost import ClinicCost, cheapest_cell, clinic_cost, new_clinic_cost, stack_cost
+from orca_platform.plan.cost import (
+    COMPARED_CLINICS,
+    ClinicCost,
+    cheapest_configuration,
+    clinic_cost,
+    new_clinic_cost,
+    stack_cost,
+)
 from orca_platform.plan.stack_plan import StackPlan
 from orca_platform.plan.walls import Wall
 
@@ -65,6 +72,29 @@ def existing_costs(plan: StackPlan) -> list[ClinicCost]:
     return list(seen.values())
 
 
+def configuration_lines(plan: StackPlan, commitment: str) -> list[str]:
+    """The cheapest configuration with this stack's data safety by its whole monthly bill (the fixed costs, the
+    spare node and whole nodes, at least one a zone), at this stack's clinic count and at 100, 300 and 1,000."""
+    s, cat = plan.settings, plan.catalogue
+    lines = [
+        "cheapest configuration by the whole bill (fixed costs, spare node, whole nodes; small clinics, "
+        f"pay-as-you-go, and with a {commitment} commitment):"
+    ]
+    for n in sorted({len(plan.clinics), *COMPARED_CLINICS}):
+        best = cheapest_configuration(s, cat, n)
+        if best is None:
+            lines.append(f"  {n:>5} clinics: none reaches the density target")
+            continue
+        c = best.clinic
+        lines.append(
+            f"  {n:>5} clinics: {best.nodes} x {c.vm_size} ({c.per_node} per node), {c.storage.label}, "
+            f"{c.front_door.label}: ${usd(best.total('payg', cat), best.estimated)} a month, "
+            f"${usd(best.per_clinic('payg', cat), best.estimated)} a clinic; "
+            f"{commitment} ${usd(best.per_clinic(commitment, cat), best.estimated)} a clinic"
+        )
+    return lines
+
+
 def report(plan: StackPlan, commitment: str = "payg") -> list[str]:
     s, cat = plan.settings, plan.catalogue
     new = new_clinic_cost(s, cat)
@@ -94,14 +124,7 @@ def report(plan: StackPlan, commitment: str = "payg") -> list[str]:
     )
     for line in fixed.lines:
         lines.append(f"  {line.item:<46}  {usd(line.monthly_usd, line.estimated):>8}")
-    cell = cheapest_cell(s, cat)
-    if cell is not None:
-        lines.append(
-            f"cheapest new cell with this stack's data safety: {cell.vm_size} ({cell.per_node} per node), "
-            f"{cell.storage.label}, {cell.front_door.label}: ${usd(cell.total('payg', cat), cell.estimated)} "
-            f"pay-as-you-go, ${usd(cell.total(commitment if commitment != 'payg' else '3y', cat), cell.estimated)} "
-            f"with a {'3y' if commitment == 'payg' else commitment} commitment"
-        )
+    lines += configuration_lines(plan, "3y" if commitment == "payg" else commitment)
     lines.append(
         "'~' = contains an estimate (catalogue.yaml 'confirmed: false'); commitments discount compute only; "
         f"prices as of {cat.as_of}"

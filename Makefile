@@ -5,6 +5,10 @@ VENV := venv
 PY := $(VENV)/bin/python
 # checkov pins libraries (boto3, networkx, packaging) that clash with the program's: it gets a virtualenv of its own.
 SCAN_VENV := .venv-scan
+# barman-cloud for the point-in-time recovery tests: the tools image's pins (images/tools/requirements.txt).
+BARMAN_VENV := .venv-barman
+# Debian's Python, not a per-user one: the sidecars run as the postgres user, who must be able to run it.
+BARMAN_PYTHON ?= /usr/bin/python3
 STACK ?= dev
 TENANTS ?=
 OUT ?= build/synth/$(STACK)
@@ -17,7 +21,7 @@ PROMTOOL ?= promtool
 # apt-get needs root: sudo when not already root (CI runners and workstations alike).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help venv scan-venv policy-venv deb-promtool deb-shellcheck deb-postgres deb-strongswan deb-buildah image-tools image-for-tests image-readme image-scan test lint typecheck layers unit checks synth synth-all plan plan-readme rule-table diagram pictures diff clinic-card export audit audit-samples bench clean
+.PHONY: help venv scan-venv policy-venv barman-venv npm-azurite deb-promtool deb-shellcheck deb-postgres deb-strongswan deb-buildah image-tools image-for-tests image-readme image-scan test lint typecheck layers unit checks synth synth-all plan plan-readme rule-table diagram pictures diff clinic-card export audit audit-samples bench clean
 
 # `make help` prints every target that has a `## ` description on its rule line, in file order: the list cannot
 # drift from the targets (tests/test_operator_tools.py checks that every target has one).
@@ -51,6 +55,29 @@ $(SCAN_VENV)/.installed: requirements-scan.txt
 	touch $@
 
 scan-venv: $(SCAN_VENV)/.installed ## .venv-scan with checkov (its pins clash with the program's)
+
+# barman-cloud from the tools image's pinned requirements, in a virtualenv of its own. psycopg2 (barman's) builds
+# from source: libpq-dev, gcc and the Python headers come from Debian first, unless pg_config is already there.
+$(BARMAN_VENV)/.installed: images/tools/requirements.txt
+	@command -v pg_config >/dev/null 2>&1 && command -v gcc >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends libpq-dev gcc \
+		python3-dev; }
+	@test -x $(BARMAN_PYTHON) && $(BARMAN_PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends python3 python3-venv; }
+	rm -rf $(BARMAN_VENV)
+	$(BARMAN_PYTHON) -m venv $(BARMAN_VENV)
+	$(BARMAN_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BARMAN_VENV)/bin/python -m pip install --quiet -r images/tools/requirements.txt
+	touch $@
+
+barman-venv: $(BARMAN_VENV)/.installed ## .venv-barman with barman-cloud (the tools image's pins) for the PITR tests
+
+# Azurite (Azure Blob emulator) from the npm registry, exactly as tools/npm/package-lock.json pins it.
+tools/npm/node_modules/.installed: tools/npm/package.json tools/npm/package-lock.json
+	cd tools/npm && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+npm-azurite: tools/npm/node_modules/.installed ## Azurite (pinned npm package) for the PITR tests
 
 # Debian's shellcheck for the "shell" check over the embedded scripts. Installed once; a no-op when it is there.
 deb-shellcheck: ## shellcheck (apt package) for the embedded-script check, unless already installed
@@ -135,14 +162,14 @@ typecheck: venv ## mypy --strict
 	$(VENV)/bin/mypy
 
 # The checkov and promtool tests call the scan virtualenv and promtool, the policy-pack tests the pack's own venv,
-# the shell tests shellcheck, the real-database tests PostgreSQL, the tools-image tests the image: all first, so
-# they run, not skip, on a fresh clone.
+# the shell tests shellcheck, the real-database tests PostgreSQL, the tools-image tests the image, the PITR tests
+# barman-cloud and Azurite: all first, so they run, not skip, on a fresh clone.
 # One worker per CPU (pytest-xdist). Tests keep to their own tmp_path; the two that touch the project directory
 # itself (one writes a stack file there, one copies the tree) share the xdist_group "project-dir", which loadgroup
 # runs on one worker, one after the other.
 PYTEST_WORKERS ?= auto
 
-unit: venv scan-venv policy-venv deb-shellcheck deb-promtool deb-postgres deb-strongswan image-for-tests ## [PYTEST_WORKERS=] the unit tests (pytest, one worker per CPU)
+unit: venv scan-venv policy-venv deb-shellcheck deb-promtool deb-postgres deb-strongswan image-for-tests barman-venv npm-azurite ## [PYTEST_WORKERS=] the unit tests (pytest, one worker per CPU)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 # Schema validation, security scan, isolation proof, shellcheck and alert rules (promtool) over both sample stacks

@@ -139,6 +139,7 @@ if cluster.provider is not None:
                 backup=s.backup,
                 backup_target=backup_target(clinic.storage.snapshot_driver),
                 clinic_facing_cidrs=(s.network.pod_cidr, s.network.service_cidr, s.network.ilb_subnet_cidr),
+                private_endpoint_cidr=s.network.private_endpoint_subnet_cidr,
             ),
             opts=pulumi.ResourceOptions(depends_on=[ingress]),
         )

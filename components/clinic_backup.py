@@ -13,13 +13,16 @@ import pulumi_kubernetes as k8s
 from pulumi_azure_native import authorization, managedidentity
 
 from orca_platform.backup import backup_plan, orca_image
+from orca_platform.backup.window import parse_target, recovery_time
 from orca_platform.conventions import TIMEOUT_SECONDS
 from orca_platform.model import schedule
 from orca_platform.model import settings as model
+from orca_platform.model.tenants import ClinicRestore
 from orca_platform.plan import naming
 from orca_platform.plan.clinic import ClinicPlan
 from orca_platform.safety import maintenance
 
+from . import wal_archive
 from .k8s_objects import ApiObject, Meta, dns_egress_rule
 from .orca_pod import (
     SAFE_TO_EVICT,
@@ -203,7 +206,8 @@ class ClinicBackup(pulumi.ComponentResource):
         scripts = k8s.core.v1.ConfigMap(
             f"{name}-scripts",
             metadata=meta(backup_plan.SCRIPTS),
-            data=backup_plan.scripts(args.orca.postgres_version),
+            # The point-in-time restore's steps too (issue 24): their names do not meet the dump scripts'.
+            data={**backup_plan.scripts(args.orca.postgres_version), **wal_archive.scripts(args.orca.postgres_version)},
             opts=k8s_opts,
         )
         ready = pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[binding, scripts]))
@@ -222,18 +226,25 @@ class ClinicBackup(pulumi.ComponentResource):
         restore = p.restore
         after_restore: list[pulumi.Resource] = []
         if restore is not None:
-            if restore.from_dump is not None:
+            if restore.from_dump is not None or restore.from_point_in_time is not None:
+                pod = (
+                    self._restore_pod(restore.id, restore.from_dump)
+                    if restore.from_dump is not None
+                    else self._pitr_restore_pod(restore)
+                )
                 self.restore_job = k8s.batch.v1.Job(
                     f"{name}-restore-{restore.id}",
                     metadata=meta(f"orca-restore-{restore.id}", await_for(14400)),
-                    spec=self._job_spec(self._restore_pod(restore.id, restore.from_dump), deadline=14400),
+                    spec=self._job_spec(pod, deadline=14400),
                     opts=run_once,
                 )
                 after_restore.append(self.restore_job)
+            # A dump or point-in-time restore must also have completed (its marker on the volume).
+            marked = restore.from_dump is not None or restore.from_point_in_time is not None
             self.verify_job = k8s.batch.v1.Job(
                 f"{name}-verify-{restore.id}",
                 metadata=meta(f"orca-verify-{restore.id}", await_for(3600)),
-                spec=self._job_spec(self._verify_pod(restore.id, dump=restore.from_dump is not None), deadline=3600),
+                spec=self._job_spec(self._verify_pod(restore.id, dump=marked), deadline=3600),
                 opts=pulumi.ResourceOptions.merge(run_once, pulumi.ResourceOptions(depends_on=after_restore)),
             )
             after_restore.append(self.verify_job)
@@ -428,6 +439,64 @@ class ClinicBackup(pulumi.ComponentResource):
         apply = self._orca_container("restore", "restore-apply.sh", env_extra)
         volumes = state_volumes(p.pvc_name)
         return self._pod_spec([apply], init_containers=[seed, fetch], extra_volumes=volumes, as_root=True, holds=True)
+
+    def _pitr_restore_pod(self, restore: ClinicRestore) -> k8s.core.v1.PodTemplateSpecArgs:
+        """A new volume brought to a point in time (orca_platform/backup/pitr.py, docs/recovery.md): seed it from
+        the image, replace its data directory with the newest base backup before the target (tools, as postgres),
+        then ORCA's PostgreSQL replays the source generation's WAL, fetched by a native sidecar, to exactly the
+        target and promotes."""
+        a = self._args
+        p = a.plan
+        if restore.from_point_in_time is None:
+            raise ValueError(f"restore {restore.id} has no point in time")
+        target = recovery_time(parse_target(restore.from_point_in_time))
+        env = {
+            "RESTORE_ID": restore.id,
+            "TARGET_TIME": target,
+            "SOURCE_SERVER": p.clinic.archive_source(restore),
+            "AZURE_AUTH_MODE": "default",
+        }
+        seed = seed_container(p.image, expect_data=False)
+        source_url = k8s.core.v1.EnvVarArgs(name="SOURCE_URL", value=wal_archive.archive_url(a.target.blob_url, p.id))
+        as_postgres = k8s.core.v1.SecurityContextArgs(
+            allow_privilege_escalation=False,
+            privileged=False,
+            read_only_root_filesystem=True,
+            run_as_non_root=True,
+            run_as_user=a.orca.postgres_uid,
+            capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
+            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+        )
+        data_dir = k8s.core.v1.VolumeMountArgs(
+            name="state", mount_path="/var/lib/postgresql", sub_path="postgresql-data"
+        )
+
+        def tools(name_: str, script: str, sidecar: bool) -> k8s.core.v1.ContainerArgs:
+            return k8s.core.v1.ContainerArgs(
+                name=name_,
+                image=a.backup.tools_image,
+                command=["/bin/sh", f"{SCRIPTS_MOUNT}/{script}"],
+                env=[*self._env({**env, "STATE": orca_image.STATE_MOUNT}), source_url],
+                volume_mounts=[
+                    k8s.core.v1.VolumeMountArgs(name="scripts", mount_path=SCRIPTS_MOUNT, read_only=True),
+                    k8s.core.v1.VolumeMountArgs(name="work", mount_path=WORK),
+                    whole_volume_mount(),
+                    data_dir,
+                ],
+                resources=k8s.core.v1.ResourceRequirementsArgs(
+                    requests={"cpu": "50m", "memory": "128Mi"}, limits={"cpu": "1", "memory": "512Mi"}
+                ),
+                security_context=as_postgres,
+                restart_policy="Always" if sidecar else None,
+            )
+
+        fetch = tools("restore-base", "restore-base.sh", sidecar=False)
+        wal = tools("wal-server", "wal-server.sh", sidecar=True)
+        recover = self._orca_container("recover", "recover.sh", env)
+        volumes = state_volumes(p.pvc_name)
+        return self._pod_spec(
+            [recover], init_containers=[seed, fetch, wal], extra_volumes=volumes, as_root=True, holds=True
+        )
 
     @staticmethod
     def _job_spec(pod: k8s.core.v1.PodTemplateSpecArgs, deadline: int) -> k8s.batch.v1.JobSpecArgs:

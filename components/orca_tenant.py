@@ -30,7 +30,7 @@ from orca_platform.model.ipnets import excluded_within
 from orca_platform.plan import naming
 from orca_platform.plan.clinic import ClinicPlan
 
-from . import front_door
+from . import front_door, wal_archive
 from .clinic_backup import BackupTarget, ClinicBackup, ClinicBackupArgs
 from .ingress_controller import INGRESS_ROLE
 from .k8s_objects import Meta, dns_egress_rule
@@ -63,6 +63,8 @@ class OrcaTenantArgs:
     backup_target: BackupTarget
     # Pod and service ranges and the ILB subnet: where other clinics' pods and frontends live. Never an egress target.
     clinic_facing_cidrs: tuple[str, ...]
+    # Where the backup account's private endpoint is: the WAL shipper's only private destination (HTTPS).
+    private_endpoint_cidr: str
 
 
 class OrcaTenant(pulumi.ComponentResource):
@@ -134,7 +136,10 @@ class OrcaTenant(pulumi.ComponentResource):
         pvc = claims[-1]
 
         # The pod template's digest names its pre-upgrade backup; the template then carries that backup's Job uid.
-        backup_key = backup_plan.backup_key(plain(self._pod_template(args, backup_key="", backup_job="")))
+        # The shipper's image (the tools image) is left out: a new tools image restarts the server for its sidecar,
+        # but nothing that touches the data changed, so it takes no new pre-upgrade backup.
+        template_data = wal_archive.without_shipper_image(plain(self._pod_template(args, backup_key="", backup_job="")))
+        backup_key = backup_plan.backup_key(template_data)
         seed_policy = k8s.core.v1.ConfigMap(
             f"{name}-seed-policy",
             metadata=meta(SEED_POLICY),
@@ -158,8 +163,16 @@ class OrcaTenant(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
+        archive = k8s.core.v1.ConfigMap(
+            f"{name}-pitr",
+            metadata=meta(wal_archive.CONFIG_MAP),
+            data=wal_archive.config_map_data(
+                args.orca.postgres_version, wal_archive.archive_url(args.backup_target.blob_url, p.id)
+            ),
+            opts=in_ns,
+        )
         # The pre-upgrade backup runs after any restore and its verification; the Deployment waits for all three.
-        before_start: list[pulumi.Resource] = [secret, pvc, seed_policy, backup.pre_upgrade_job]
+        before_start: list[pulumi.Resource] = [secret, pvc, seed_policy, archive, backup.pre_upgrade_job]
         before_start += [j for j in (backup.restore_job, backup.verify_job) if j is not None]
         template = self._pod_template(args, backup_key, backup.backup_job_uid)
         self._deployment(name, args, meta, template, before_start, in_ns)
@@ -308,15 +321,27 @@ class OrcaTenant(pulumi.ComponentResource):
                 seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault")
             ),
             # First the backup gate, then the seed: nothing touches the volume before its backup is known to exist.
+            # Then the archive settings, and the WAL shipper, a native sidecar that starts before ORCA and stops
+            # after it (docs/recovery.md).
             init_containers=[
                 gate_container(p.image, backup_key, backup_job),
                 seed_container(p.image, expect_data=None),
+                wal_archive.settings_container(p.image, p.id),
+                wal_archive.shipper_container(args.backup.tools_image, p.id, p.pvc_name, o.postgres_uid),
             ],
             containers=[container],
-            volumes=volumes,
+            volumes=[*volumes, wal_archive.scripts_volume()],
+            # The clinic's backup identity, for the shipper alone: every other container is named in the webhook's
+            # skip list, and no container gets a Kubernetes API token (automount above).
+            service_account_name=backup_plan.SERVICE_ACCOUNT,
         )
+        token_free = ["backup-gate", "seed-state", wal_archive.SETTINGS, "orca"]
+        wi_labels, wi_annotations = wal_archive.identity_metadata(token_free)
         return k8s.core.v1.PodTemplateSpecArgs(
-            metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels, annotations=dict(SAFE_TO_EVICT)), spec=pod
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                labels={**labels, **wi_labels}, annotations={**SAFE_TO_EVICT, **wi_annotations}
+            ),
+            spec=pod,
         )
 
     def _deployment(
@@ -442,6 +467,12 @@ class OrcaTenant(pulumi.ComponentResource):
                             )
                             for cidr in args.orca.egress_https_cidrs
                         ],
+                        ports=[np.NetworkPolicyPortArgs(protocol="TCP", port=443)],
+                    ),
+                    # The WAL shipper: the backup account's private endpoint, HTTPS only. Policies select pods, not
+                    # containers: ORCA could reach it too, but holds no token for it.
+                    np.NetworkPolicyEgressRuleArgs(
+                        to=[np.NetworkPolicyPeerArgs(ip_block=np.IPBlockArgs(cidr=args.private_endpoint_cidr))],
                         ports=[np.NetworkPolicyPortArgs(protocol="TCP", port=443)],
                     ),
                 ],

@@ -52,6 +52,15 @@ LB_ALLOWED_RANGES = f"{_AZURE_LB}/azure-allowed-ip-ranges"
 NO_LB_RULE = _AZURE_LB + "/port_{port}_no_lb_rule"
 NGINX_POLICIES = "nginx.org/policies"
 
+# --- Azure Workload Identity (azure/azure-workload-identity, "Service Account Labels and Annotations") ----------
+# Only pods with this label get the webhook's token; it goes to every container the annotation does not name (';').
+WORKLOAD_IDENTITY_USE_LABEL = "azure.workload.identity/use"
+WORKLOAD_IDENTITY_SKIP_CONTAINERS = "azure.workload.identity/skip-containers"
+
+# --- managed Prometheus' pod-annotation scraping (Azure/prometheus-collector, podannotationnamespaceregex) --------
+PROMETHEUS_SCRAPE = "prometheus.io/scrape"
+PROMETHEUS_PORT = "prometheus.io/port"
+
 # --- Pulumi Kubernetes provider annotations ----------------------------------------------------------------------
 
 SKIP_AWAIT = "pulumi.com/skipAwait"
@@ -64,6 +73,9 @@ PATCH_FORCE = "pulumi.com/patchForce"
 GLSERVER_PORT = 8000  # glserver: monsiaj client (JSON-RPC over HTTP) and the HTTP API
 PUSH_PORT = 9400  # PUSH notifications (WebSocket /ws), unauthenticated: never beyond the clinic's own networks
 POSTGRES_PORT = 5432  # inside the pod only
+
+# The ORCA pod's WAL shipper serves its metrics here (orca_platform/backup/pitr.py).
+WAL_METRICS_PORT = 9187
 
 # --- markers the engine puts in property values ----------------------------------------------------------------
 

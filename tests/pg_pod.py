@@ -246,8 +246,12 @@ class Pod:
             self.raw(["mount", "--bind", str(source), target]).ok()
         return self
 
-    def raw(self, argv: list[str], env: Mapping[str, str] | None = None, timeout: float = 120) -> Result:
-        """Run argv inside the pod with exactly `env` (plus a PATH with the stand-ins first)."""
+    def raw(
+        self, argv: list[str], env: Mapping[str, str] | None = None, timeout: float = 120, net: bool = True
+    ) -> Result:
+        """Run argv inside the pod with exactly `env` (plus a PATH with the stand-ins first). net=False keeps the
+        host's network namespace (loopback services a test started, such as the blob emulator) while the mount
+        and PID namespaces are the pod's."""
         assert self._pid
         full = {
             "PATH": f"{self.bin_dir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -261,7 +265,7 @@ class Pod:
             str(self._pid),
             "-m",
             "-p",
-            "-n",
+            *(["-n"] if net else []),
             "--",
             "env",
             "-i",
@@ -275,8 +279,8 @@ class Pod:
             return Result(-1, str(exc.stdout or ""), f"timed out after {timeout}s", time.monotonic() - begin)
         return Result(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - begin)
 
-    def sh(self, script: str, env: Mapping[str, str] | None = None, timeout: float = 120) -> Result:
-        return self.raw(["/bin/sh", "-c", script], env, timeout)
+    def sh(self, script: str, env: Mapping[str, str] | None = None, timeout: float = 120, net: bool = True) -> Result:
+        return self.raw(["/bin/sh", "-c", script], env, timeout, net)
 
     def psql(self, sql: str, db: str = "orca") -> str:
         return (

@@ -30,8 +30,14 @@ def policy(run: Run, namespace: str, name: str) -> dict[str, Any]:
     return spec
 
 
-def https_rule(spec: dict[str, Any]) -> dict[str, Any]:
+def https_rule(spec: dict[str, Any], endpoint: str | None = None) -> dict[str, Any]:
+    """The one HTTPS rule to public addresses; with `endpoint`, beside it exactly one to that CIDR on 443 (the ORCA
+    pod's WAL shipper and the backup account's private endpoint, issue 24)."""
     rules = [r for r in spec["egress"] if any("ipBlock" in peer for peer in r.get("to", []))]
+    if endpoint is not None:
+        backup = [r for r in rules if r["to"] == [{"ipBlock": {"cidr": endpoint}}]]
+        assert len(backup) == 1 and backup[0]["ports"] == [{"protocol": "TCP", "port": 443}]
+        rules = [r for r in rules if r not in backup]
     assert len(rules) == 1, "one ipBlock egress rule, the HTTPS one"
     rule: dict[str, Any] = rules[0]
     assert rule["ports"] == [{"protocol": "TCP", "port": 443}]
@@ -63,7 +69,7 @@ def test_orca_server_opens_nothing_but_dns_and_public_https(stack: tuple[str, Ru
         spec = policy(run, f"orca-{cid}", "orca-server")
         assert spec["policyTypes"] == ["Ingress", "Egress"]
         dns_only(spec)
-        for peer in https_rule(spec)["to"]:
+        for peer in https_rule(spec, net["privateEndpointSubnetCidr"])["to"]:
             block = peer["ipBlock"]
             excepts = block.get("except", [])
             for cidr in internal:

@@ -15,7 +15,16 @@ PREFIXES = (
     "nginx.org/policies",
 )
 CONVENTIONS = "orca_platform/conventions.py"
-SKIP_DIRS = {"tests", "venv", "policy/venv", ".venv-scan", ".git", "node_modules"}
+SKIP_DIRS = {
+    "tests",
+    "venv",
+    "policy/venv",
+    ".venv-scan",
+    ".venv-barman",
+    ".git",
+    "node_modules",
+    "tools/npm/node_modules",
+}
 
 
 def _sources() -> list[Path]:

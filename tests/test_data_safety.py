@@ -87,7 +87,9 @@ def test_every_server_waits_for_a_backup_of_its_own_pod_template(stack_run: Run)
         assert key in backup.urn and key in stop.urn
         pod = _pod(deployment)
         # The gate comes first: nothing touches the volume before the backup of this template is known to be there.
-        assert [c["name"] for c in pod["initContainers"]] == ["backup-gate", "seed-state"]
+        # Then the archive settings and the WAL shipper (a native sidecar, issue 24), after the seed.
+        names = [c["name"] for c in pod["initContainers"]]
+        assert names == ["backup-gate", "seed-state", "archive-settings", "wal-shipper"]
         gate = _env(pod["initContainers"][0])
         assert gate["BACKUP_KEY"] == key and "BACKUP_JOB" in gate
         assert pod["initContainers"][0]["volumeMounts"] == [{"name": "state", "mountPath": "/state", "readOnly": True}]
@@ -228,7 +230,8 @@ def test_no_voluntary_eviction_of_a_server_and_no_autoscaler_eviction(stack_run:
         annotations = deployment.inputs["spec"]["template"]["metadata"]["annotations"]
         assert annotations["cluster-autoscaler.kubernetes.io/safe-to-evict"] == "false"
         _, backup = _pre_upgrade(stack_run, ns)
-        assert backup.inputs["spec"]["template"]["metadata"]["annotations"] == annotations
+        safe = "cluster-autoscaler.kubernetes.io/safe-to-evict"
+        assert backup.inputs["spec"]["template"]["metadata"]["annotations"][safe] == annotations[safe]
 
 
 # --- snapshots, backup jobs (issue 11: 12, 13) ----------------------------------------------------------------------

@@ -115,7 +115,8 @@ def test_scraping_settings_reach_the_ingress_exporter_and_keep_the_series_the_ru
     )
     data = settings.inputs["data"]
     assert data["schema-version"] == "v1"
-    assert 'podannotationnamespaceregex = "^orca\\-ingress$"' in data["pod-annotation-based-scraping"]
+    # The ingress controller's exporter and each clinic's WAL shipper (issue 24).
+    assert 'podannotationnamespaceregex = "^(orca\\-ingress|orca-[a-z0-9-]+)$"' in data["pod-annotation-based-scraping"]
     keep = data["default-targets-metrics-keep-list"]
     read = "\n".join(r["expression"] for g in dev_run.by_type(RULE_GROUP_TYPE) for r in g.inputs["rules"])
     for metric in alerts.KEEP_KUBE_STATE:

@@ -216,6 +216,9 @@ class Orca(Strict):
     postgres_version: Annotated[
         str, Field(pattern=r"^[0-9]{1,2}(\.[0-9])?$", description='a PostgreSQL major version in quotes, e.g. "12"')
     ]
+    # The uid of the postgres user inside the image (`docker run --rm <image> id -u postgres`): the WAL shipper
+    # sidecar runs as it, to clear what it shipped from the spool and to reach PostgreSQL by peer authentication.
+    postgres_uid: Annotated[int, Field(ge=1, le=65534, description="the postgres user's uid in the ORCA image")]
     # Not published anywhere (shared/orca-facts.md): long enough for jma-receipt stop plus a fast PostgreSQL stop.
     termination_grace_seconds: Annotated[int, Field(ge=30, le=900)] = 120
     # Images that run jma-setup at start need minutes before glserver answers.

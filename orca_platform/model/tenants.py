@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import re
 from collections import Counter
@@ -67,12 +68,42 @@ class ClinicRestore(Strict):
     # Exactly one of these: a VolumeSnapshot in the clinic's namespace, or a pg_dump blob in the backup account.
     from_snapshot: Annotated[str, Field(pattern=r"^[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?$")] | None = None
     from_dump: Annotated[str, Field(pattern=r"^(daily|monthly)/[a-z0-9-]+/[A-Za-z0-9._-]+\.dump$")] | None = None
+    # Or a point in time (RFC 3339 with its offset) of a generation's WAL archive (issue 24, docs/recovery.md):
+    # by default the generation ORCA ran on before this restore.
+    from_point_in_time: str | None = None
+    from_generation: Annotated[str, Field(pattern=r"^orca-state(-[a-z0-9-]+)?$")] | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> ClinicRestore:
-        if (self.from_snapshot is None) == (self.from_dump is None):
-            raise ValueError("name exactly one of fromSnapshot or fromDump")
+        sources = [s for s in (self.from_snapshot, self.from_dump, self.from_point_in_time) if s is not None]
+        if len(sources) != 1:
+            raise ValueError("name exactly one of fromSnapshot, fromDump or fromPointInTime")
+        if self.from_generation is not None and self.from_point_in_time is None:
+            raise ValueError("fromGeneration goes with fromPointInTime only (it names the archive to read)")
         return self
+
+    @field_validator("from_point_in_time")
+    @classmethod
+    def _point(cls, value: str | None) -> str | None:
+        """A time with its offset, and not in the future. Whether the archive holds it (its window and gaps) is
+        known only where the archive is: the restore Job stops with barman's or PostgreSQL's refusal."""
+        if value is None:
+            return None
+        # The same reading as orca_platform.backup.window.parse_target (the model may not import the backup room).
+        try:
+            target = dt.datetime.fromisoformat(value.strip().replace("z", "Z"))
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not an RFC 3339 time: write it as 2026-12-06T10:15:00+09:00 (with its offset)"
+            ) from None
+        if "T" not in value.upper() or target.tzinfo is None:
+            raise ValueError(
+                f"{value!r} has no UTC offset: a clinic's clock and the cluster's differ, so the offset is required "
+                "(e.g. 2026-12-06T10:15:00+09:00 for Japan time, or ...Z for UTC)"
+            )
+        if target > dt.datetime.now(dt.UTC):
+            raise ValueError(f"{value} is in the future: a restore can only go back in time")
+        return value
 
 
 class Clinic(Strict):
@@ -171,6 +202,11 @@ class Clinic(Strict):
                         f"{r.id}: fromSnapshot {r.from_snapshot!r} is of volume {volume!r}, which is not an "
                         f"earlier volume of this clinic ({', '.join(generations)})"
                     )
+            if r.from_generation is not None and r.from_generation not in generations:
+                raise ValueError(
+                    f"{r.id}: fromGeneration {r.from_generation!r} is not an earlier volume of this clinic "
+                    f"({', '.join(generations)})"
+                )
             if r.from_dump is not None and r.from_dump.split("/")[1] != clinic_id:
                 raise ValueError(
                     f"{r.id}: fromDump {r.from_dump!r} belongs to another clinic; this clinic restores only from "
@@ -178,6 +214,13 @@ class Clinic(Strict):
                 )
             generations.append(f"orca-state-{r.id}")
         return value
+
+    def archive_source(self, restore: ClinicRestore) -> str:
+        """The volume generation whose WAL archive a point-in-time restore reads: the one it names, else the one
+        ORCA ran on before it."""
+        index = self.restores.index(restore)
+        before = "orca-state" if index == 0 else f"orca-state-{self.restores[index - 1].id}"
+        return restore.from_generation or before
 
     @property
     def restore(self) -> ClinicRestore | None:

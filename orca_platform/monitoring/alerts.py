@@ -13,6 +13,11 @@ expression through `promtool check rules`, and tests/test_monitoring.py runs the
   with `controller.enableLatencyMetrics` (nginx/kubernetes-ingress cmd/nginx-ingress/main.go, v5.5.3), and
   nginx_ingress_controller_nginx_last_reload_status.
 
+- the WAL shipper, the native sidecar of each ORCA pod (orca_platform/backup/pitr.py), on :9187 (`/metrics`, pod
+  annotations scraped in the clinic namespaces): orca_wal_archived_until_timestamp_seconds (the newest commit known
+  to be in the archive; its heartbeat commits at least every archive_timeout, so an idle server is no exception),
+  orca_wal_archive_failures_total, orca_wal_spool_bytes, orca_wal_spool_cap_bytes, orca_wal_gap_open.
+
 The add-on keeps only a minimal list of each default target's metrics (prometheus-collector's
 `kubestateRegex_minimal_mac`): KEEP_KUBE_STATE adds the ones these rules read and that list lacks.
 """
@@ -27,6 +32,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from orca_platform.backup import pitr
 from orca_platform.model.errors import Problem
 from orca_platform.model.monitoring import DAYS, Monitoring, OpeningHours
 from orca_platform.plan.naming import BACKUP_ROLE, CLINIC_LABEL, DATA_LABEL, ROLE_LABEL
@@ -49,6 +55,7 @@ KEEP_KUBE_STATE = (
     "kube_cronjob_spec_suspend",
 )
 SNAPSHOTS_CRONJOB = "orca-snapshots"
+CLINIC_NAMESPACE_REGEX = "orca-[a-z0-9-]+"
 DUMPS_CRONJOB = "orca-dumps"
 # A failed backup Job is reported for a day after it started; the overdue rules cover failures that persist.
 FAILED_JOB_WINDOW_SECONDS = 86400
@@ -269,6 +276,7 @@ def clinic_rules(m: Monitoring, clinics: Sequence[ClinicPlan]) -> list[AlertRule
         f'(kube_persistentvolumeclaim_labels{{{_label(DATA_LABEL)}="clinic"}})'
     )
     rules = [
+        *wal_archive_rules(),
         AlertRule(
             alert="ClinicServerNotReady",
             expr=clinic_join(ready) + opening_hours_filter(m.opening_hours),
@@ -316,6 +324,61 @@ def clinic_rules(m: Monitoring, clinics: Sequence[ClinicPlan]) -> list[AlertRule
         ),
     ]
     return rules
+
+
+# Committed work older than archive_timeout + 5 minutes not yet in the archive: at any hour (issue 24).
+WAL_STALE_SECONDS = pitr.PitrSettings("15").archive_timeout_seconds + 300
+WAL_FAILURES_IN_15M = 3
+SPOOL_NEAR_CAP = 0.8
+
+
+def wal_archive_rules() -> list[AlertRule]:
+    stale = f"(time() - {pitr.METRIC_ARCHIVED_UNTIL}) > {WAL_STALE_SECONDS}"
+    failing = f"increase({pitr.METRIC_ARCHIVE_FAILURES}[15m]) > {WAL_FAILURES_IN_15M}"
+    near_cap = (
+        f"({pitr.METRIC_SPOOL_BYTES} / {pitr.METRIC_SPOOL_CAP} > {SPOOL_NEAR_CAP:g}) or ({pitr.METRIC_GAP_OPEN} == 1)"
+    )
+    return [
+        AlertRule(
+            alert="ClinicWalNotArchived",
+            expr=clinic_join(stale),
+            for_minutes=0,
+            severity=1,
+            summary="Clinic {{ $labels.clinic }}: no commit archived for over " + f"{WAL_STALE_SECONDS // 60} minutes",
+            description=(
+                "The newest commit in the WAL archive is older than archive_timeout + 5 minutes (the sidecar commits a "
+                "heartbeat at least every archive_timeout, so an idle server does not cause this). A lost volume "
+                "would now lose more than the promised minute: `kubectl logs -n {{ $labels.namespace }} "
+                "deploy/orca -c wal-shipper`."
+            ),
+            runbook="wal-archive",
+        ),
+        AlertRule(
+            alert="ClinicWalArchiveFailing",
+            expr=clinic_join(failing),
+            for_minutes=0,
+            severity=2,
+            summary="Clinic {{ $labels.clinic }}: WAL uploads failing",
+            description=(
+                f"More than {WAL_FAILURES_IN_15M} failed WAL uploads in 15 minutes: the backup account or its "
+                "private endpoint does not answer, or the clinic's identity is refused. The spool holds the backlog."
+            ),
+            runbook="wal-archive",
+        ),
+        AlertRule(
+            alert="ClinicWalSpoolNearCap",
+            expr=clinic_join(near_cap),
+            for_minutes=0,
+            severity=1,
+            summary="Clinic {{ $labels.clinic }}: WAL spool near its cap, or a gap recorded",
+            description=(
+                f"The spool on the clinic volume is over {SPOOL_NEAR_CAP:.0%} of its cap or has let WAL go (a gap): "
+                "points inside a gap cannot be restored until the next base backup, which the sidecar takes once "
+                "the store answers again."
+            ),
+            runbook="wal-archive",
+        ),
+    ]
 
 
 def platform_rules(m: Monitoring, ingress_namespace: str) -> list[AlertRule]:
@@ -399,7 +462,10 @@ def metrics_settings(ingress_namespace: str) -> dict[str, str]:
     return {
         "schema-version": "v1",
         "config-version": "orca-1",
-        "pod-annotation-based-scraping": f'podannotationnamespaceregex = "^{re.escape(ingress_namespace)}$"',
+        # The ingress controller's exporter and each clinic's WAL shipper (namespaces orca-<clinic>).
+        "pod-annotation-based-scraping": (
+            f'podannotationnamespaceregex = "^({re.escape(ingress_namespace)}|{CLINIC_NAMESPACE_REGEX})$"'
+        ),
         "default-targets-metrics-keep-list": "\n".join(
             [f'kubestate = "{"|".join(KEEP_KUBE_STATE)}"', "minimalingestionprofile = true"]
         ),

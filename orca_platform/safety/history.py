@@ -44,6 +44,7 @@ class RestoreRecord(_Record):
     id: str
     from_snapshot: str | None = None
     from_dump: str | None = None
+    from_point_in_time: str | None = None
 
 
 class ClinicRecord(_Record):
@@ -102,7 +103,9 @@ class History(_Record):
 
 
 def _restore(r: ClinicRestore) -> RestoreRecord:
-    return RestoreRecord(id=r.id, from_snapshot=r.from_snapshot, from_dump=r.from_dump)
+    return RestoreRecord(
+        id=r.id, from_snapshot=r.from_snapshot, from_dump=r.from_dump, from_point_in_time=r.from_point_in_time
+    )
 
 
 def history_of(plan: StackPlan) -> History:
@@ -228,6 +231,8 @@ def _ids(names: Sequence[str]) -> str:
 
 
 def _source(r: RestoreRecord) -> str:
+    if r.from_point_in_time:
+        return f"fromPointInTime {r.from_point_in_time}"
     return f"fromSnapshot {r.from_snapshot}" if r.from_snapshot else f"fromDump {r.from_dump}"
 
 

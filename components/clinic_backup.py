@@ -453,7 +453,7 @@ class ClinicBackup(pulumi.ComponentResource):
         env = {
             "RESTORE_ID": restore.id,
             "TARGET_TIME": target,
-            "SOURCE_SERVER": p.clinic.archive_source(restore),
+            "SOURCE_SERVER": p.archive_source(restore),
             "AZURE_AUTH_MODE": "default",
         }
         seed = seed_container(p.image, expect_data=False)

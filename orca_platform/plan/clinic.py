@@ -70,3 +70,7 @@ class ClinicPlan:
     def restore(self) -> ClinicRestore | None:
         """The restore whose volume is live, if any."""
         return self.clinic.restore
+
+    def archive_source(self, restore: ClinicRestore) -> str:
+        """The volume generation whose WAL archive a point-in-time restore reads."""
+        return self.clinic.archive_source(restore)
